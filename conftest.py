@@ -1,0 +1,3 @@
+"""Root conftest: loads kensa's pytest plugin for the suites and the self-tests."""
+
+pytest_plugins = ("plugins.kensa_plugin",)

@@ -1,0 +1,147 @@
+"""Data loading from three sources: local files laid out like ``shared/data``, the project's
+own fixtures (same layout), and a Hugging Face Hub dataset id.
+
+Every row is checked against the task's field list as it is read; a bad row raises a
+:class:`~kensa.errors.DataError` that names the file, the row (1-based line) and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kensa.errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES_DIR = REPO_ROOT / "fixtures"
+
+_VERSION_RE = re.compile(r"-v(\d+(?:\.\d+)*)\.json$")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a task's data lives and what each row holds."""
+
+    name: str
+    local: Mapping[str, str]
+    """split -> glob relative to the data dir, e.g. ``jglue/jcommonsenseqa/valid-v*.json``."""
+    fields: Mapping[str, type | tuple[type, ...]]
+    hub_id: str | None = None
+    hub_splits: Mapping[str, str] = field(default_factory=dict)
+    """our split name -> the hub's split name, where they differ."""
+    id_field: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Which of the three sources to read: ``fixtures``, ``local`` (with a dir) or ``hub``."""
+
+    kind: str
+    root: Path | None = None
+
+    @classmethod
+    def fixtures(cls) -> DataSource:
+        return cls("fixtures", FIXTURES_DIR)
+
+    @classmethod
+    def local(cls, root: str | Path) -> DataSource:
+        return cls("local", Path(root))
+
+    @classmethod
+    def hub(cls) -> DataSource:
+        return cls("hub")
+
+    def describe(self) -> str:
+        return "hub" if self.kind == "hub" else f"{self.kind}:{self.root}"
+
+
+@dataclass
+class Split:
+    """Rows of one split plus where they came from, for provenance in the results."""
+
+    rows: list[dict[str, Any]]
+    source: str
+    version: str | None = None
+    sha256: str | None = None
+
+    def provenance(self) -> dict[str, Any]:
+        return {"source": self.source, "version": self.version, "sha256": self.sha256, "rows": len(self.rows)}
+
+
+def check_row(spec: DatasetSpec, row: Any, source: str, lineno: int) -> dict[str, Any]:
+    """Check one row against ``spec.fields``; return it unchanged when it is good."""
+    if not isinstance(row, dict):
+        raise DataError(source, lineno, f"expected a JSON object, got {type(row).__name__}")
+    for name, types in spec.fields.items():
+        if name not in row:
+            raise DataError(source, lineno, "missing", field=name)
+        value = row[name]
+        wanted = types if isinstance(types, tuple) else (types,)
+        # bool is an int in Python, but a JSON true is never a valid label or id here.
+        if isinstance(value, bool) and bool not in wanted or not isinstance(value, wanted):
+            names = " or ".join(t.__name__ for t in wanted)
+            raise DataError(source, lineno, f"expected {names}, got {type(value).__name__} {value!r}", field=name)
+    return row
+
+
+def find_local_file(root: Path, pattern: str) -> Path:
+    """The newest-versioned file matching ``pattern`` under ``root`` (``valid-v1.3.json`` beats ``-v1.1``)."""
+    matches = sorted(root.glob(pattern), key=_version_key)
+    if not matches:
+        raise DataError(str(root / pattern), None, "no file matches (is --data-dir laid out like shared/data?)")
+    return matches[-1]
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    m = _VERSION_RE.search(path.name)
+    return tuple(int(p) for p in m.group(1).split(".")) if m else ()
+
+
+def read_jsonl(spec: DatasetSpec, path: Path) -> Split:
+    """Read a JSON Lines file (JGLUE's format), checking every row."""
+    raw = path.read_bytes()
+    rows = []
+    source = str(path)
+    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(source, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+        rows.append(check_row(spec, obj, source, lineno))
+    if not rows:
+        raise DataError(source, None, "the file holds no rows")
+    m = _VERSION_RE.search(path.name)
+    return Split(rows, source, m.group(1) if m else None, hashlib.sha256(raw).hexdigest())
+
+
+def read_hub(spec: DatasetSpec, split: str, revision: str | None = None) -> Split:
+    """Read a split with ``datasets.load_dataset`` (no loading scripts: datasets 4+ dropped them)."""
+    if spec.hub_id is None:
+        raise DataError(spec.name, None, "this task has no Hub dataset id; use --data-dir")
+    import datasets  # lazy: importing datasets costs most of a second
+
+    hub_split = spec.hub_splits.get(split, split)
+    source = f"hub:{spec.hub_id}[{hub_split}]"
+    try:
+        ds = datasets.load_dataset(spec.hub_id, split=hub_split, revision=revision)
+    except Exception as exc:  # datasets raises many types; name the source either way
+        raise DataError(source, None, f"could not load: {type(exc).__name__}: {exc}") from exc
+    rows = [check_row(spec, dict(row), source, i) for i, row in enumerate(ds, start=1)]
+    fingerprint = getattr(ds, "_fingerprint", None)
+    return Split(rows, source, None, fingerprint)
+
+
+def load_split(spec: DatasetSpec, split: str, source: DataSource) -> Split:
+    if source.kind == "hub":
+        return read_hub(spec, split)
+    assert source.root is not None
+    if split not in spec.local:
+        raise DataError(spec.name, None, f"no local file pattern for split {split!r}")
+    return read_jsonl(spec, find_local_file(source.root, spec.local[split]))

@@ -1,0 +1,35 @@
+"""Errors that name what was wrong and where, so that bad input never passes silently."""
+
+from __future__ import annotations
+
+
+class KensaError(Exception):
+    """Base class for every error kensa raises on purpose."""
+
+
+class OptionError(KensaError):
+    """A command-line option or model argument has a bad value.
+
+    The message names the option and the value, e.g. ``--model-args: unknown key 'foo'``.
+    """
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(f"{option}: {message}")
+
+
+class DataError(KensaError):
+    """A data row is malformed. The message names the file, the row and the field."""
+
+    def __init__(self, source: str, row: int | None, message: str, field: str | None = None):
+        self.source = source
+        self.row = row
+        self.field = field
+        where = source if row is None else f"{source}, row {row}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class ModelLoadError(KensaError):
+    """A model or tokenizer could not be loaded."""

@@ -1,0 +1,140 @@
+"""Run one task variant against one model: build prompts, score, aggregate, keep every sample."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kensa.data import Split
+from kensa.metrics import aggregate, multiple_choice_scores
+from kensa.sampling import draw_shots, shuffled
+from kensa.tasks.base import TaskVariant
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    logprob: float
+    """Sum of the continuation tokens' log-probabilities."""
+    is_greedy: bool
+    """Whether every continuation token was the argmax (harness ``is_greedy``)."""
+    num_tokens: int
+
+
+class LanguageModel(Protocol):
+    name: str
+
+    def loglikelihood(
+        self, requests: Sequence[tuple[str, str]], progress: Progress | None = None
+    ) -> list[LoglikelihoodResult]: ...
+
+
+@dataclass(frozen=True)
+class PreparedDoc:
+    doc_id: int
+    """Position in the shuffled order, as the harness numbers docs."""
+    row: dict[str, Any]
+    prompt: str
+    continuations: list[str]
+    gold: int
+    shot_ids: list[Any]
+
+
+@dataclass
+class TaskRun:
+    """What one test produced: metrics, per-sample records and provenance."""
+
+    task_id: str
+    task: str
+    version: str
+    prompt_version: str
+    num_fewshot: int
+    n: int
+    metrics: dict[str, float]
+    samples: list[dict[str, Any]] = field(repr=False)
+    data: dict[str, Any]
+    seconds: float
+    requests: int
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the samples: small enough to travel from an xdist worker."""
+        return {
+            "task_id": self.task_id, "task": self.task, "version": self.version,
+            "prompt_version": self.prompt_version, "num_fewshot": self.num_fewshot, "n": self.n,
+            "metrics": self.metrics, "data": self.data, "seconds": self.seconds, "requests": self.requests,
+        }
+
+
+def prepare(variant: TaskVariant, eval_split: Split, pool: Split | None, k: int,
+            limit: float | None) -> list[PreparedDoc]:
+    """Prompts for every doc, with the harness's shuffle and shot draws."""
+    task, template = variant.task, variant.template
+    rnd, docs = shuffled(eval_split.rows, limit)
+    pool_rows = pool.rows if pool is not None else []
+    id_field = task.dataset.id_field
+    prepared = []
+    for doc_id, row in enumerate(docs):
+        shots = draw_shots(rnd, pool_rows, k)
+        prompt = template.context([task.view(s) for s in shots], task.view(row))
+        prepared.append(PreparedDoc(
+            doc_id=doc_id, row=dict(row), prompt=prompt, continuations=task.choices(row),
+            gold=task.gold(row), shot_ids=[s.get(id_field) if id_field else None for s in shots],
+        ))
+    return prepared
+
+
+def evaluate_multiple_choice(variant: TaskVariant, lm: LanguageModel, eval_split: Split, pool: Split | None,
+                             k: int, limit: float | None = None, progress: Progress | None = None) -> TaskRun:
+    start = time.perf_counter()
+    docs = prepare(variant, eval_split, pool, k, limit)
+    requests = [(d.prompt, c) for d in docs for c in d.continuations]
+    results = lm.loglikelihood(requests, progress)
+    if len(results) != len(requests):
+        raise RuntimeError(f"{lm.name} returned {len(results)} results for {len(requests)} requests")
+    samples, per_doc = [], []
+    pos = 0
+    for d in docs:
+        chunk = results[pos: pos + len(d.continuations)]
+        pos += len(d.continuations)
+        lls = [r.logprob for r in chunk]
+        scores = multiple_choice_scores(lls, d.continuations, d.gold)
+        per_doc.append(scores)
+        samples.append({
+            "task": variant.task_id, "doc_id": d.doc_id, "doc": d.row, "prompt": d.prompt,
+            "continuations": d.continuations, "loglikelihoods": lls,
+            "is_greedy": [r.is_greedy for r in chunk], "num_tokens": [r.num_tokens for r in chunk],
+            "pred": scores["pred"], "pred_norm": scores["pred_norm"], "gold": d.gold,
+            "acc": scores["acc"], "acc_norm": scores["acc_norm"], "fewshot_ids": d.shot_ids,
+        })
+    task = variant.task
+    return TaskRun(
+        task_id=variant.task_id, task=task.name, version=task.version,
+        prompt_version=variant.template.version, num_fewshot=k, n=len(docs),
+        metrics=aggregate(per_doc, task.metrics), samples=samples,
+        data={"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None},
+        seconds=time.perf_counter() - start, requests=len(requests),
+    )
+
+
+def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
+    """What is wrong with a run's numbers, if anything: a lost doc, a non-finite or positive
+    log-likelihood, a prediction that is not a choice, a metric outside [0, 1]."""
+    import math
+
+    problems = []
+    if run.n != expected_docs or len(run.samples) != expected_docs:
+        problems.append(f"{run.task_id}: scored {run.n} docs ({len(run.samples)} samples), expected {expected_docs}")
+    for s in run.samples:
+        bad = [ll for ll in s["loglikelihoods"] if not math.isfinite(ll) or ll > 1e-4]
+        if bad:
+            problems.append(f"{run.task_id} doc {s['doc_id']}: log-likelihoods {bad} are not finite and <= 0")
+        if not 0 <= s["pred"] < len(s["continuations"]):
+            problems.append(f"{run.task_id} doc {s['doc_id']}: prediction {s['pred']} is not a choice")
+    for name in run.metrics:
+        value = run.metrics[name]
+        if not name.endswith("_stderr") and not 0.0 <= value <= 1.0:
+            problems.append(f"{run.task_id}: {name}={value} is outside [0, 1]")
+    return problems

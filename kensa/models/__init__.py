@@ -1,0 +1,77 @@
+"""Model specs (what ``--model`` named) and loading them into a backend.
+
+Resolving a spec touches only the file system, so option errors surface at session start
+without importing torch; loading imports the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kensa.errors import OptionError
+from kensa.models import tiny
+from kensa.models.args import ModelArgs
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    """As given to ``--model``; names the results."""
+    kind: str
+    """``tiny``, ``local`` or ``hub``."""
+    source: str
+    """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
+    args: ModelArgs
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the name, for the results directory."""
+        return re.sub(r"[^\w.\-]+", "__", self.name).strip("_") or "model"
+
+
+def _looks_like_path(text: str) -> bool:
+    """``./x``, ``/x``, ``~/x`` and ``a/b/c`` are paths; ``org/name`` may be a Hub id."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _check_dir(option: str, text: str, marker: str) -> str:
+    path = Path(os.path.expanduser(text))
+    if not path.is_dir():
+        raise OptionError(option, f"{text!r}: no such directory")
+    if not (path / marker).is_file():
+        raise OptionError(option, f"{text!r}: not a model directory (no {marker})")
+    return str(path.resolve())
+
+
+def resolve_model(name: str, args: ModelArgs) -> ModelSpec:
+    """Decide what ``name`` (or ``pretrained=``) refers to; a path that does not exist is an error."""
+    source = args.pretrained or name
+    option = "--model-args pretrained" if args.pretrained else "--model"
+    if tiny.is_tiny(source):
+        spec = ModelSpec(name, "tiny", source, args)
+    elif Path(os.path.expanduser(source)).is_dir() or _looks_like_path(source):
+        spec = ModelSpec(name, "local", _check_dir(option, source, "config.json"), args)
+    elif _HUB_ID.match(source):
+        spec = ModelSpec(name, "hub", source, args)
+    else:
+        raise OptionError(option, f"{source!r} is neither a directory, a Hub id nor a tiny model "
+                                  f"({', '.join(sorted(tiny.MODELS) + sorted(tiny.ALIASES))})")
+    if args.peft and not tiny.is_tiny_adapter(args.peft):
+        peft_path = Path(os.path.expanduser(args.peft))
+        if peft_path.exists() or _looks_like_path(args.peft):
+            _check_dir("--model-args peft", args.peft, "adapter_config.json")
+    if args.tokenizer and (_looks_like_path(args.tokenizer) and not Path(args.tokenizer).is_dir()):
+        raise OptionError("--model-args tokenizer", f"{args.tokenizer!r}: no such directory")
+    return spec
+
+
+def load_model(spec: ModelSpec, device: str = "auto"):
+    """Load a spec into the Hugging Face causal-LM backend."""
+    from kensa.models.hf import HFCausalLM
+
+    return HFCausalLM.load(spec, device)

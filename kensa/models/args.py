@@ -1,0 +1,114 @@
+"""Model arguments in the harness's ``k=v,k=v`` form, parsed and checked before anything loads."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kensa.errors import OptionError
+
+# dtype spellings accepted by the harness and by transformers, mapped to one canonical name.
+DTYPES = {
+    "auto": "auto",
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """What ``--model-args`` may set. Names follow the jp-stable harness (``hf-causal``)."""
+
+    pretrained: str | None = None
+    revision: str | None = None
+    tokenizer: str | None = None
+    use_fast: bool = True
+    dtype: str | None = None
+    device_map: str | None = None
+    load_in_8bit: bool = False
+    load_in_4bit: bool = False
+    peft: str | None = None
+    trust_remote_code: bool = False
+    max_length: int | None = None
+    batch_size: int = 4
+    # Set only through the alias ``torch_dtype``; kept so the echo shows what the user wrote.
+    _aliases: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+
+    def as_harness_string(self, model: str) -> str:
+        """The ``model_args`` string the harness would have been given, for results JSON."""
+        parts = [f"pretrained={self.pretrained or model}"]
+        for f in dataclasses.fields(self):
+            if f.name in ("pretrained", "_aliases"):
+                continue
+            value = getattr(self, f.name)
+            if value != f.default:
+                parts.append(f"{f.name}={value}")
+        return ",".join(parts)
+
+
+ALIASES = {"torch_dtype": "dtype"}
+KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
+_BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type == "bool"}
+_INT_KEYS = {"max_length", "batch_size"}
+
+
+def _parse_bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise OptionError("--model-args", f"{key}={raw!r}: expected true or false")
+
+
+def _parse_int(key: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise OptionError("--model-args", f"{key}={raw!r}: expected an integer") from None
+    if value < 1:
+        raise OptionError("--model-args", f"{key}={raw!r}: must be at least 1")
+    return value
+
+
+def parse_model_args(text: str | None) -> ModelArgs:
+    """Parse ``k=v,k=v``. An unknown key, a repeated key or a bad value is an :class:`OptionError`."""
+    if text is None or not text.strip():
+        return ModelArgs()
+    values: dict[str, Any] = {}
+    aliases: list[tuple[str, str]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise OptionError("--model-args", f"{item!r} is not of the form key=value")
+        if key in ALIASES:
+            aliases.append((key, ALIASES[key]))
+            key = ALIASES[key]
+        if key not in KEYS:
+            known = ", ".join(sorted(KEYS + tuple(ALIASES)))
+            raise OptionError("--model-args", f"unknown key {key!r} (known keys: {known})")
+        if key in values:
+            raise OptionError("--model-args", f"key {key!r} is given twice")
+        raw = raw.strip()
+        if key in _BOOL_KEYS:
+            values[key] = _parse_bool(key, raw)
+        elif key in _INT_KEYS:
+            values[key] = _parse_int(key, raw)
+        elif key == "dtype":
+            if raw.lower() not in DTYPES:
+                raise OptionError("--model-args", f"dtype={raw!r}: expected one of {', '.join(sorted(DTYPES))}")
+            values[key] = DTYPES[raw.lower()]
+        else:
+            if not raw:
+                raise OptionError("--model-args", f"{key} has an empty value")
+            values[key] = raw
+    if values.get("load_in_8bit") and values.get("load_in_4bit"):
+        raise OptionError("--model-args", "load_in_8bit and load_in_4bit cannot both be true")
+    return ModelArgs(**values, _aliases=tuple(aliases))

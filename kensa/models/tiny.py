@@ -1,0 +1,194 @@
+"""Tiny models built offline and deterministically, cached by a hash of their recipe.
+
+* a SentencePiece unigram tokenizer (byte fallback, no dummy prefix, identity normalisation,
+  like rinna's) trained on :mod:`kensa.models.corpus`;
+* random-initialised GPT-NeoX and Llama causal LMs saved as safetensors, so they load through
+  the same ``from_pretrained`` path as real models;
+* a LoRA adapter for the NeoX model, to exercise ``peft=``.
+
+A directory is written under a temporary name and renamed into place, so parallel builders
+(xdist workers) never see half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kensa.models.corpus import CORPUS_VERSION, corpus_lines
+
+SPM_RECIPE = {
+    "model_type": "unigram", "vocab_size": 4000, "byte_fallback": True, "add_dummy_prefix": False,
+    "normalization_rule_name": "identity", "remove_extra_whitespaces": False, "character_coverage": 1.0,
+    "split_digits": True, "unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": 3, "hard_vocab_limit": False,
+    "num_threads": 1, "shuffle_input_sentence": False, "corpus_lines": 6000, "corpus_version": CORPUS_VERSION,
+}
+TOKENIZER_CONFIG = {"tokenizer_class": "TokenizersBackend", "bos_token": "<s>", "eos_token": "</s>",
+                    "unk_token": "<unk>", "pad_token": "<pad>"}
+
+
+@dataclass(frozen=True)
+class TinyModelRecipe:
+    name: str
+    architecture: str  # "gpt_neox" or "llama"
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 256
+    max_position_embeddings: int = 2048
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TinyAdapterRecipe:
+    name: str
+    base: str
+    r: int = 4
+    lora_alpha: int = 8
+    target_modules: tuple[str, ...] = ("query_key_value", "dense")
+    scale: float = 0.5  # the LoRA B weights are random * scale, so the adapter changes the output
+    seed: int = 1
+
+
+MODELS = {r.name: r for r in (TinyModelRecipe("tiny-neox", "gpt_neox"), TinyModelRecipe("tiny-llama", "llama"))}
+ADAPTERS = {a.name: a for a in (TinyAdapterRecipe("tiny-lora", "tiny-neox"),)}
+ALIASES = {"tiny": "tiny-neox"}
+
+
+def is_tiny(name: str) -> bool:
+    return name in MODELS or name in ALIASES
+
+
+def is_tiny_adapter(name: str) -> bool:
+    return name in ADAPTERS
+
+
+def cache_root() -> Path:
+    """``$KENSA_CACHE_DIR``, else ``$XDG_CACHE_HOME/kensa``, else ``~/.cache/kensa``."""
+    if os.environ.get("KENSA_CACHE_DIR"):
+        return Path(os.environ["KENSA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kensa"
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {pkg: version(pkg) for pkg in ("torch", "transformers", "sentencepiece", "tokenizers")}
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a shared cache should be readable
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process finished first: theirs is identical, keep it
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def quiet_transformers() -> None:
+    """No per-file progress bars: they are noise in test output."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
+def build_spm(root: Path | None = None) -> Path:
+    """Train (or find in the cache) the tiny SentencePiece tokenizer; return its directory."""
+    recipe = {"spm": SPM_RECIPE, "versions": _library_versions()}
+    final = (root or cache_root()) / "tiny" / f"spm-{_digest(recipe)}"
+    if (final / "tokenizer.json").is_file():
+        return final
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".spm-", dir=final.parent))
+    options = {k: v for k, v in SPM_RECIPE.items() if k not in ("corpus_lines", "corpus_version")}
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus_lines(SPM_RECIPE["corpus_lines"])),
+                                   model_writer=model, minloglevel=2, **options)
+    (tmp / "tokenizer.model").write_bytes(model.getvalue())
+    (tmp / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
+    # Converting the .model needs protobuf; after save_pretrained the tokenizer.json is enough.
+    AutoTokenizer.from_pretrained(tmp).save_pretrained(tmp)
+    return _publish(tmp, final)
+
+
+def build_model(name: str, root: Path | None = None) -> Path:
+    """Build (or find) a tiny causal LM; return a directory ``from_pretrained`` can load."""
+    recipe = MODELS[ALIASES.get(name, name)]
+    spm_dir = build_spm(root)
+    key = {"model": asdict(recipe), "spm": spm_dir.name, "versions": _library_versions()}
+    final = (root or cache_root()) / "tiny" / f"{recipe.name}-{_digest(key)}"
+    if (final / "model.safetensors").is_file():
+        return final
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, LlamaConfig
+
+    quiet_transformers()
+    tok = AutoTokenizer.from_pretrained(spm_dir)
+    common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                  pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+                  hidden_size=recipe.hidden_size, num_hidden_layers=recipe.num_hidden_layers,
+                  num_attention_heads=recipe.num_attention_heads, intermediate_size=recipe.intermediate_size,
+                  max_position_embeddings=recipe.max_position_embeddings)
+    if recipe.architecture == "gpt_neox":
+        config = GPTNeoXConfig(**common)
+    else:
+        config = LlamaConfig(num_key_value_heads=recipe.num_attention_heads, **common)
+    torch.manual_seed(recipe.seed)
+    model = AutoModelForCausalLM.from_config(config)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.copyfile(spm_dir / "tokenizer.model", tmp / "tokenizer.model")  # for use_fast=False
+    (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
+    return _publish(tmp, final)
+
+
+def build_adapter(name: str, root: Path | None = None) -> Path:
+    """Build (or find) a tiny LoRA adapter directory for ``peft=``."""
+    recipe = ADAPTERS[name]
+    base_dir = build_model(recipe.base, root)
+    key = {"adapter": asdict(recipe), "base": base_dir.name, "versions": _library_versions()}
+    final = (root or cache_root()) / "tiny" / f"{recipe.name}-{_digest(key)}"
+    if (final / "adapter_model.safetensors").is_file():
+        return final
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(r=recipe.r, lora_alpha=recipe.lora_alpha, target_modules=list(recipe.target_modules),
+                        task_type="CAUSAL_LM")
+    model = get_peft_model(base, config)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    with torch.no_grad():
+        for pname, param in sorted(model.named_parameters()):
+            if "lora_B" in pname:  # B starts at zero; random B makes the adapter matter
+                param.copy_(torch.randn(param.shape, generator=gen) * recipe.scale)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
+    model.save_pretrained(tmp)
+    (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
+    return _publish(tmp, final)
+
+
+def write_tiny(name: str, out: Path) -> Path:
+    """Copy a built tiny model or adapter to ``out`` (the ``python -m kensa tiny`` command)."""
+    src = build_adapter(name) if is_tiny_adapter(name) else build_model(name)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    return out

@@ -1,0 +1,148 @@
+"""The run configuration behind the command-line options, parsed and checked without pytest.
+
+The pytest plugin turns each :class:`~kensa.errors.OptionError` into a usage error that names
+the option and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kensa.data import DataSource
+from kensa.errors import OptionError
+from kensa.models import ModelSpec, resolve_model
+from kensa.models.args import DEVICES, parse_model_args
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[ModelSpec, ...] = ()
+    prompt_versions: tuple[str, ...] | None = None
+    num_fewshot: dict[str, int] = field(default_factory=dict)
+    limit: float | None = None
+    device: str = "auto"
+    data: DataSource = field(default_factory=DataSource.fixtures)
+    results_dir: Path = Path("results")
+
+    def fewshot_for(self, task) -> int:
+        return self.num_fewshot.get(task.name, task.num_fewshot)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that shaped the scores, for the report header and results JSON."""
+        return {
+            "models": [m.name for m in self.models],
+            "prompt_versions": list(self.prompt_versions) if self.prompt_versions else "all",
+            "num_fewshot": self.num_fewshot or "task defaults",
+            "limit": self.limit,
+            "device": self.device,
+            "data": self.data.describe(),
+            "results_dir": str(self.results_dir),
+        }
+
+
+def parse_models(models: Sequence[str], model_args: Sequence[str]) -> tuple[ModelSpec, ...]:
+    """``--model`` may repeat; ``--model-args`` is given once for all or once per model."""
+    if model_args and not models:
+        raise OptionError("--model-args", "given without --model")
+    if len(model_args) > 1 and len(model_args) != len(models):
+        raise OptionError("--model-args", f"given {len(model_args)} times for {len(models)} models; "
+                                          "give it once for all models or once per --model")
+    args_list = [parse_model_args(a) for a in model_args] or [parse_model_args(None)]
+    if len(args_list) == 1:
+        args_list = args_list * len(models)
+    specs = [resolve_model(m, a) for m, a in zip(models, args_list, strict=True)]
+    slugs = [s.slug for s in specs]
+    for slug in slugs:
+        if slugs.count(slug) > 1:
+            raise OptionError("--model", f"{slug!r} is given more than once")
+    return tuple(specs)
+
+
+def parse_num_fewshot(text: str | None, known_tasks: Sequence[str]) -> dict[str, int]:
+    """``task=k,task=k``; an unknown task name or a negative k is an error."""
+    out: dict[str, int] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        name, sep, raw = item.strip().partition("=")
+        if not sep:
+            raise OptionError("--num-fewshot", f"{item!r} is not of the form task=k")
+        name = name.strip()
+        if name not in known_tasks:
+            raise OptionError("--num-fewshot", f"unknown task {name!r} (known: {', '.join(known_tasks)})")
+        try:
+            k = int(raw)
+        except ValueError:
+            raise OptionError("--num-fewshot", f"{item!r}: k must be an integer") from None
+        if k < 0:
+            raise OptionError("--num-fewshot", f"{item!r}: k must not be negative")
+        out[name] = k
+    return out
+
+
+def parse_prompt_versions(text: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    versions = tuple(v.strip() for v in text.split(",") if v.strip())
+    for v in versions:
+        if v not in known:
+            raise OptionError("--prompt-version", f"unknown prompt version {v!r} (known: {', '.join(known)})")
+    return versions
+
+
+def parse_limit(text: str | None) -> float | None:
+    """An int (first N docs after the shuffle) or a fraction below 1, as in the harness."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise OptionError("--limit", f"{text!r}: expected a number") from None
+    if value <= 0:
+        raise OptionError("--limit", f"{text!r}: must be positive")
+    if value >= 1 and value != int(value):
+        raise OptionError("--limit", f"{text!r}: a limit of 1 or more must be a whole number")
+    return int(value) if value >= 1 else value
+
+
+def parse_data_source(data_dir: str | None, hub: bool) -> DataSource:
+    if data_dir and hub:
+        raise OptionError("--data-dir", "cannot be combined with --data-from-hub")
+    if hub:
+        return DataSource.hub()
+    if data_dir:
+        path = Path(os.path.expanduser(data_dir))
+        if not path.is_dir():
+            raise OptionError("--data-dir", f"{data_dir!r}: no such directory")
+        return DataSource.local(path)
+    return DataSource.fixtures()
+
+
+def parse_device(text: str) -> str:
+    if text not in DEVICES:
+        raise OptionError("--device", f"{text!r}: expected one of {', '.join(DEVICES)}")
+    return text
+
+
+def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt_version: str | None,
+                     num_fewshot: str | None, limit: str | None, device: str, data_dir: str | None,
+                     data_from_hub: bool, results_dir: str, tasks: Sequence[Any]) -> RunConfig:
+    versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
+    return RunConfig(
+        models=parse_models(models, model_args),
+        prompt_versions=parse_prompt_versions(prompt_version, versions),
+        num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
+        limit=parse_limit(limit),
+        device=parse_device(device),
+        data=parse_data_source(data_dir, data_from_hub),
+        results_dir=Path(results_dir),
+    )
+
+
+def replace(config: RunConfig, **changes: Any) -> RunConfig:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,76 @@
+"""Prompt templates and few-shot context assembly, as the jp-stable harness does it.
+
+A template is plain data: a description, a format string for the query text, a format
+string for the target, and the separator between examples. The fields in the format
+strings come from a task's *view* of a document (see ``kensa.tasks.base``).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from kensa.errors import KensaError
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One prompt version of a task.
+
+    ``context = description + sep.join(text(s) + target(s) for s in shots) + sep + text(query)``,
+    with no separator before the query when there are no shots (harness ``fewshot_context``).
+    """
+
+    version: str
+    description: str
+    text: str
+    target: str
+    fewshot_sep: str = "\n\n"
+    name: str = ""
+
+    def fields(self) -> set[str]:
+        """Names the format strings use; a task checks its views provide all of them."""
+        names = set()
+        for fmt in (self.text, self.target):
+            for _, field, _, _ in string.Formatter().parse(fmt):
+                if field is not None:
+                    names.add(field)
+        return names
+
+    def render_text(self, view: Mapping[str, str]) -> str:
+        return self.text.format_map(view)
+
+    def render_target(self, view: Mapping[str, str]) -> str:
+        return self.target.format_map(view)
+
+    def context(self, shots: Sequence[Mapping[str, str]], query: Mapping[str, str]) -> str:
+        """The full prompt for ``query`` after the few-shot examples ``shots``."""
+        if not shots:
+            return self.description + self.render_text(query)
+        examples = self.fewshot_sep.join(self.render_text(s) + self.render_target(s) for s in shots)
+        return self.description + examples + self.fewshot_sep + self.render_text(query)
+
+
+def pick_templates(templates: Sequence[PromptTemplate], versions: Sequence[str] | None) -> list[PromptTemplate]:
+    """Templates for the requested versions, in the task's order; all of them if ``versions`` is None."""
+    if versions is None:
+        return list(templates)
+    return [t for t in templates if t.version in set(versions)]
+
+
+def check_unique_versions(task: str, templates: Sequence[PromptTemplate]) -> None:
+    seen: set[str] = set()
+    for t in templates:
+        if t.version in seen:
+            raise KensaError(f"task {task}: prompt version {t.version} is defined twice")
+        seen.add(t.version)
+
+
+# Headers shared by many tasks (jp-stable harness, spec section 3).
+ALPACA_HEADER = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
+# The harness reads SYSTEM_PROMPT from the environment at import time; kensa pins the default
+# so that a stray variable cannot change a score silently.
+LLAMA2_SYSTEM_PROMPT = "あなたは役立つアシスタントです。"
+LLAMA2_HEADER = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM_PROMPT}\n<</SYS>>\n\n"
+LLAMA2_SEP = " </s><s>[INST] "

@@ -1,0 +1,1 @@
+"""kensa's pytest layer. ``conftest.py`` at the repository root loads ``plugins.kensa_plugin``."""
