@@ -1,3 +1,3 @@
-"""Root conftest: loads kensa's pytest plugin for the suites and the self-tests."""
+"""Root conftest: loads kensa's pytest plugin for the suites, and pytester for the self-tests."""
 
-pytest_plugins = ("plugins.kensa_plugin",)
+pytest_plugins = ("plugins.kensa_plugin", "pytester")

@@ -75,7 +75,8 @@ class HFCausalLM:
         except (OptionError, ModelLoadError):
             raise
         except Exception as exc:
-            raise ModelLoadError(f"model {spec.name!r} ({spec.source}): {type(exc).__name__}: {exc}") from exc
+            where = f"model {spec.name!r}" + (f" ({spec.source})" if spec.source != spec.name else "")
+            raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
     def _load(cls, spec: ModelSpec, device: str) -> HFCausalLM:

@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine (each installs what it needs into .venv):
+#   make jglue   # the JGLUE suite on the built-in tiny model, on CPU
+#   make test    # kensa's own tests
+# Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
+
+PYTHON ?= python3
+VENV ?= .venv
+# The project's machines carry a local CPU wheel of this exact version; elsewhere, set TORCH=torch.
+TORCH ?= torch==2.13.0
+ARGS ?=
+PY := $(VENV)/bin/python
+
+.PHONY: jglue test install clean
+
+jglue: $(VENV)/.installed
+	$(PY) -m pytest suites/jglue -m gpu --model tiny $(ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest tests $(ARGS)
+
+install: $(VENV)/.installed
+
+# torch first and alone, so that no other package's requirement can pull a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

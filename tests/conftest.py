@@ -1,0 +1,38 @@
+"""Shared fixtures for kensa's self-tests. Model fixtures build the tiny models on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def load_tiny(name: str = "tiny", args: str = ""):
+    from kensa.models import load_model, resolve_model
+    from kensa.models.args import parse_model_args
+
+    return load_model(resolve_model(name, parse_model_args(args)), "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_neox():
+    lm = load_tiny("tiny-neox")
+    yield lm
+    lm.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    lm = load_tiny("tiny-llama")
+    yield lm
+    lm.close()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "jglue" / "jcommonsenseqa").is_dir():
+        pytest.skip(f"real JGLUE data not found at {SHARED_DATA} (it sits beside the repo on the project's machines)")
+    return SHARED_DATA

@@ -1,0 +1,216 @@
+"""The HF causal-LM backend against direct transformers computations.
+
+The harness's semantics are the contract: context and continuation tokenized separately with
+no special tokens, ``[eos]`` for an empty context, left truncation, summed log-probabilities,
+greedy generation cut at stop strings.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kensa.errors import ModelLoadError
+from kensa.models.hf import GenerationRequest
+from tests.conftest import load_tiny
+
+torch = pytest.importorskip("torch")
+
+PAIRS = [
+    ("質問：冬に池の水が固まったものを何という？\n回答：", "氷"),
+    ("以下は、タスクを説明する指示です。\n\n### 応答:\n", "マザーボード"),
+    ("ユーザー: 質問：Q<NL>システム: ", "ハードディスク"),
+    ("", "今日は良い天気です。"),  # empty context: scored after [eos], as XWinograd needs
+    ("東京で", "ＡＩとAIを学ぶ😀"),
+    ("短い", "とても長い継続の文章で、複数のトークンに分かれるはずのもの"),
+]
+
+
+def direct_loglikelihood(lm, context: str, continuation: str, max_length: int | None = None) -> float:
+    """Reference: one unpadded forward pass over ctx+cont, summing the continuation's log-probs."""
+    tok = lm.tokenizer
+    ctx = tok.encode(context, add_special_tokens=False) if context else [tok.eos_token_id]
+    cont = tok.encode(continuation, add_special_tokens=False)
+    whole = ctx + cont
+    if max_length is not None:
+        whole = whole[-(max_length + 1):]
+    ids = torch.tensor([whole[:-1]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(lm.model(ids).logits[0].double(), dim=-1)
+    positions = range(len(whole) - 1 - len(cont), len(whole) - 1)
+    return float(sum(logprobs[p, t] for p, t in zip(positions, cont, strict=True)))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_neox", "tiny_llama"])
+def test_loglikelihood_matches_direct_transformers(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    lm.batch_size = 3  # padded batches of different lengths
+    results = lm.loglikelihood(PAIRS)
+    for (ctx, cont), got in zip(PAIRS, results, strict=True):
+        want = direct_loglikelihood(lm, ctx, cont)
+        assert abs(got.logprob - want) <= 1e-4, (ctx, cont, got.logprob, want)
+        assert got.num_tokens == len(lm.tok_encode(cont))
+        assert got.logprob < 0
+
+
+def test_batch_size_does_not_change_scores(tiny_neox):
+    tiny_neox.batch_size = 1
+    one = [r.logprob for r in tiny_neox.loglikelihood(PAIRS)]
+    tiny_neox.batch_size = 6
+    six = [r.logprob for r in tiny_neox.loglikelihood(PAIRS)]
+    assert max(abs(a - b) for a, b in zip(one, six, strict=True)) <= 1e-4
+
+
+def test_duplicate_requests_get_the_same_result(tiny_neox):
+    pairs = [PAIRS[0], PAIRS[1], PAIRS[0]]
+    results = tiny_neox.loglikelihood(pairs)
+    assert results[0] == results[2] and results[0] != results[1]
+
+
+def test_context_is_left_truncated_to_max_length(tiny_neox):
+    saved = tiny_neox.max_length
+    tiny_neox.max_length = 12
+    try:
+        ctx, cont = "これはとても長い文脈です。" * 5, "答え"
+        got = tiny_neox.loglikelihood([(ctx, cont)])[0].logprob
+        assert abs(got - direct_loglikelihood(tiny_neox, ctx, cont, max_length=12)) <= 1e-4
+        assert abs(got - direct_loglikelihood(tiny_neox, ctx, cont)) > 1e-3  # truncation changed it
+    finally:
+        tiny_neox.max_length = saved
+
+
+def test_is_greedy_is_true_for_the_models_own_argmax(tiny_neox):
+    ctx = "昨日、私は"
+    ids = torch.tensor([tiny_neox.tok_encode(ctx)])
+    with torch.no_grad():
+        nxt = int(tiny_neox.model(ids).logits[0, -1].argmax())
+    cont = tiny_neox.tokenizer.decode([nxt])
+    if tiny_neox.tok_encode(cont) != [nxt]:
+        pytest.skip("argmax token does not round-trip through text")
+    assert tiny_neox.loglikelihood([(ctx, cont)])[0].is_greedy
+
+
+def manual_greedy(lm, context: str, max_new: int, stops: tuple[str, ...]) -> str:
+    ids = lm.tok_encode(context)
+    new: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new):
+            nxt = int(lm.model(torch.tensor([ids + new])).logits[0, -1].argmax())
+            if nxt == lm.tokenizer.eos_token_id:
+                break
+            new.append(nxt)
+            if any(s in lm.tokenizer.decode(new) for s in stops):
+                break
+    text = lm.tokenizer.decode(new)
+    for s in stops:
+        text = text.split(s)[0]
+    return text
+
+
+@pytest.mark.parametrize("fixture", ["tiny_neox", "tiny_llama"])
+def test_greedy_generation_matches_a_manual_argmax_loop(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    lm.batch_size = 2
+    contexts = ["質問：日本の首都は？\n回答：", "ユーザー: こんにちは<NL>システム: ", "東京"]
+    for stops in [(), ("の",), ("\n", "<NL>")]:
+        reqs = [GenerationRequest(c, stops, 12) for c in contexts]
+        got = lm.generate_until(reqs)
+        want = [manual_greedy(lm, c, 12, stops) for c in contexts]
+        assert got == want, stops
+        for text in got:
+            assert not any(s in text for s in stops)
+
+
+def test_slow_tokenizer_is_sentencepiece_exact():
+    spm = pytest.importorskip("sentencepiece")
+    lm = load_tiny("tiny", "use_fast=False")
+    try:
+        assert type(lm.tokenizer).__name__ == "JaSpmTokenizer" and not lm.tokenizer.is_fast
+        sp = spm.SentencePieceProcessor(model_file=f"{lm.info['source']}/tokenizer.model")
+        for text in ["東京でＡＩとAIを学ぶ。", "半角ｶﾀｶﾅ と 123", "一行目\n二行目", "絵文字😀テスト"]:
+            assert lm.tok_encode(text) == sp.encode(text)
+    finally:
+        lm.close()
+
+
+def test_use_fast_false_without_a_sentencepiece_file_is_an_error(tmp_path):
+    from kensa.models.tiny import build_model
+
+    model_dir = tmp_path / "no-spm"
+    shutil.copytree(build_model("tiny"), model_dir)
+    (model_dir / "tokenizer.model").unlink()
+    with pytest.raises(ModelLoadError, match="use_fast=False needs a SentencePiece model file"):
+        load_tiny(str(model_dir), "use_fast=False")
+
+
+def test_peft_adapter_is_applied():
+    base = load_tiny("tiny")
+    base_ll = base.loglikelihood(PAIRS[:2])
+    base.close()
+    lm = load_tiny("tiny", "peft=tiny-lora")
+    try:
+        assert lm.info["model_class"].startswith("PeftModel")
+        adapted = lm.loglikelihood(PAIRS[:2])
+        assert all(abs(a.logprob - b.logprob) > 1e-3 for a, b in zip(adapted, base_ll, strict=True))
+        for (ctx, cont), got in zip(PAIRS[:2], adapted, strict=True):
+            assert abs(got.logprob - direct_loglikelihood(lm, ctx, cont)) <= 1e-4
+    finally:
+        lm.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arg", ["load_in_8bit=True", "load_in_4bit=True"])
+def test_bitsandbytes_quantized_load_on_cpu(arg):
+    pytest.importorskip("bitsandbytes")
+    lm = load_tiny("tiny", arg)
+    try:
+        assert lm.info["quantization"] in ("8bit", "4bit")
+        modules = {type(m).__name__ for m in lm.model.modules()}
+        assert modules & {"Linear8bitLt", "Linear4bit"}, modules
+        results = lm.loglikelihood(PAIRS[:3])
+        assert all(r.logprob < 0 for r in results)
+    finally:
+        lm.close()
+
+
+def test_dtype_argument_sets_the_weights_dtype():
+    lm = load_tiny("tiny-llama", "dtype=bfloat16")
+    try:
+        assert lm.info["dtype"] == "bfloat16"
+        assert all(r.logprob < 0 for r in lm.loglikelihood(PAIRS[:2]))
+    finally:
+        lm.close()
+
+
+def test_trust_remote_code_is_passed_only_when_set(monkeypatch):
+    import transformers
+
+    seen = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    load_tiny("tiny").close()
+    load_tiny("tiny", "trust_remote_code=True").close()
+    assert seen == [False, True]
+
+
+def test_max_length_and_batch_size_arguments():
+    lm = load_tiny("tiny", "max_length=64,batch_size=7,device_map=cpu")
+    try:
+        assert lm.max_length == 64 and lm.batch_size == 7 and lm.info["device_map"] == "cpu"
+    finally:
+        lm.close()
+
+
+def test_a_model_that_cannot_load_is_a_model_load_error(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "gpt_neox"}')
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="broken"):
+        load_tiny(str(broken))

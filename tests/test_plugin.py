@@ -1,0 +1,157 @@
+"""The pytest layer, driven through pytester: options, errors, outputs, xdist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+pytest.importorskip("transformers")
+
+SUITE = (REPO / "suites" / "jglue" / "test_jglue.py").read_text(encoding="utf-8")
+SAMPLE_KEYS = {"task", "doc_id", "doc", "prompt", "continuations", "loglikelihoods", "pred", "gold"}
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch, tiny_neox, tiny_llama):
+    """A pytester dir holding the real JGLUE suite file; xdist workers find the plugin via PYTHONPATH.
+
+    The tiny models are loaded in this (outer) process first: in-process pytester runs restore
+    ``sys.modules`` afterwards, and torch imported for the first time inside one inner run would
+    be dropped and imported again by the next, which crashes the interpreter.
+    """
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    pytester.makepyfile(test_jglue=SUITE)
+    return pytester
+
+
+def run(pytester, *args):
+    """In-process for speed; xdist runs in a subprocess, as users run it."""
+    runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest
+    return runner("-p", "plugins.kensa_plugin", "--strict-markers", *args)
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_suite_writes_results_samples_and_table(suite, xdist):
+    out = suite.path / "out"
+    result = run(suite, "-m", "gpu", "--model", "tiny", "--limit", "3", "--prompt-version", "0.3,0.6",
+                 "--results-dir", str(out), *xdist)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*kensa scores*", "*tiny*jcommonsenseqa-1.1-0.3*3*", "*tiny*jcommonsenseqa-1.1-0.6*"])
+    doc = json.loads((out / "tiny" / "results.json").read_text(encoding="utf-8"))
+    assert set(doc) >= {"results", "versions", "config"}
+    assert set(doc["results"]) == {"jcommonsenseqa-1.1-0.3", "jcommonsenseqa-1.1-0.6"}
+    assert doc["versions"]["jcommonsenseqa-1.1-0.3"] == 1.1
+    assert set(doc["results"]["jcommonsenseqa-1.1-0.3"]) == {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"}
+    assert doc["config"]["num_fewshot"] == [3, 3] and doc["config"]["limit"] == 3
+    lines = (out / "tiny" / "samples_jcommonsenseqa-1.1-0.3.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        sample = json.loads(line)
+        assert SAMPLE_KEYS <= set(sample)
+        assert sample["prompt"].endswith("### 応答:\n") and len(sample["loglikelihoods"]) == 5
+    assert (out / "summary.md").read_text(encoding="utf-8").startswith("| model | task |")
+
+
+def test_serial_and_xdist_give_the_same_scores(suite):
+    scores = []
+    for extra in ([], ["-n", "2"]):
+        out = suite.path / f"out{len(extra)}"
+        run(suite, "--model", "tiny", "--limit", "4", "--results-dir", str(out), *extra).assert_outcomes(passed=7)
+        scores.append(json.loads((out / "tiny" / "results.json").read_text(encoding="utf-8"))["results"])
+    assert scores[0] == scores[1]
+
+
+def test_report_header_echoes_the_options(suite):
+    result = run(suite, "--model", "tiny", "--model-args", "batch_size=2", "--limit", "2",
+                 "--num-fewshot", "jcommonsenseqa=1", "--prompt-version", "0.4", "--collect-only")
+    result.stdout.fnmatch_lines([
+        "kensa: models: tiny [[]tiny[]] (pretrained=tiny,batch_size=2)",
+        "kensa: prompt versions: ['0.4']; num-fewshot: {'jcommonsenseqa': 1}; limit: 2; device: auto",
+        "kensa: data: fixtures:*",
+    ])
+
+
+def test_num_fewshot_option_changes_the_shots(suite):
+    out = suite.path / "out"
+    run(suite, "--model", "tiny", "--limit", "2", "--num-fewshot", "jcommonsenseqa=0", "--prompt-version", "0.1",
+        "--results-dir", str(out)).assert_outcomes(passed=1)
+    sample = json.loads((out / "tiny" / "samples_jcommonsenseqa-1.1-0.1.jsonl").read_text().splitlines()[0])
+    assert sample["fewshot_ids"] == [] and sample["prompt"].count("[問題]:") == 1
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--model-args", "foo=1", "--model-args: unknown key 'foo'"),
+    ("--model-args", "batch_size=zero", "--model-args: batch_size='zero': expected an integer"),
+    ("--prompt-version", "9.9", "--prompt-version: unknown prompt version '9.9'"),
+    ("--num-fewshot", "jnli9=1", "--num-fewshot: unknown task 'jnli9'"),
+    ("--limit", "-3", "--limit: '-3': must be positive"),
+    ("--device", "tpu", "--device: 'tpu'"),
+    ("--data-dir", "/no/such/data", "--data-dir: '/no/such/data': no such directory"),
+    ("--model", "./no/such/model", "--model: './no/such/model': no such directory"),
+])
+def test_bad_options_are_usage_errors_naming_option_and_value(suite, option, value, message):
+    args = [option, value] if option == "--model" else ["--model", "tiny", option, value]
+    result = run(suite, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*kensa: {message}*"])
+
+
+def test_running_the_suite_without_a_model_is_a_usage_error(suite):
+    result = run(suite)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*name one with --model*"])
+    assert run(suite, "--collect-only").ret == 0  # collection alone needs no model
+
+
+def test_a_model_that_cannot_load_stops_the_session_once(suite):
+    broken = suite.mkdir("broken-model")
+    (broken / "config.json").write_text('{"model_type": "gpt_neox"}')
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    result = run(suite, "--model", str(broken))
+    assert result.ret == 3
+    text = result.stdout.str() + result.stderr.str()
+    assert text.count("SafetensorError") == 1, text
+    result.assert_outcomes()  # nothing ran, nothing failed per test
+
+
+def test_bad_data_names_the_file_row_and_field(suite):
+    data = suite.mkdir("data")
+    task_dir = data / "jglue" / "jcommonsenseqa"
+    task_dir.mkdir(parents=True)
+    good = (REPO / "fixtures" / "jglue" / "jcommonsenseqa" / "train-v1.3.json").read_text(encoding="utf-8")
+    (task_dir / "train-v1.3.json").write_text(good, encoding="utf-8")
+    rows = good.splitlines()
+    rows[1] = rows[1].replace('"label": 1', '"label": 9')
+    (task_dir / "valid-v1.3.json").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = run(suite, "--model", "tiny", "--data-dir", str(data), "--prompt-version", "0.3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*valid-v1.3.json, row 2, field 'label': label 9 is out of range 0..4*"])
+
+
+def test_several_models_run_one_after_another(suite):
+    out = suite.path / "out"
+    result = run(suite, "--model", "tiny", "--model", "tiny-llama", "--limit", "2", "--prompt-version", "0.3,0.5",
+                 "--results-dir", str(out), "-v")
+    result.assert_outcomes(passed=4)
+    order = [line.split("[")[1].split("]")[0] for line in result.stdout.lines if "PASSED" in line]
+    assert [o.rsplit("-", 1)[-1] for o in order] == ["tiny", "tiny", "llama", "llama"], order
+    assert (out / "tiny" / "results.json").is_file() and (out / "tiny-llama" / "results.json").is_file()
+
+
+def test_collect_only_imports_neither_torch_nor_transformers():
+    code = ("import sys, pytest; rc = pytest.main(['--collect-only', '-q', 'suites']); "
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)); "
+            "raise SystemExit(rc)")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HEAVY []" in done.stdout, done.stdout
+    assert "7 tests collected" in done.stdout
+    print(f"collect-only took {elapsed:.2f} s")  # measured, not asserted: see README
