@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (each installs what it needs into .venv):
-#   make jglue   # the JGLUE suite on the built-in tiny model, on CPU
+#   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
 #   make test    # kensa's own tests
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
 
@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 .PHONY: jglue test install clean
 
 jglue: $(VENV)/.installed
-	$(PY) -m pytest suites/jglue -m gpu --model tiny $(ARGS)
+	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests $(ARGS)

@@ -68,6 +68,11 @@ class Split:
     source: str
     version: str | None = None
     sha256: str | None = None
+    lines: list[int] | None = None
+    """Each row's 1-based line in the file (blank lines count), for error messages."""
+
+    def line_of(self, index: int) -> int:
+        return self.lines[index] if self.lines is not None else index + 1
 
     def provenance(self) -> dict[str, Any]:
         return {"source": self.source, "version": self.version, "sha256": self.sha256, "rows": len(self.rows)}
@@ -105,7 +110,7 @@ def _version_key(path: Path) -> tuple[int, ...]:
 def read_jsonl(spec: DatasetSpec, path: Path) -> Split:
     """Read a JSON Lines file (JGLUE's format), checking every row."""
     raw = path.read_bytes()
-    rows = []
+    rows, lines = [], []
     source = str(path)
     for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
         if not line.strip():
@@ -115,10 +120,11 @@ def read_jsonl(spec: DatasetSpec, path: Path) -> Split:
         except json.JSONDecodeError as exc:
             raise DataError(source, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
         rows.append(check_row(spec, obj, source, lineno))
+        lines.append(lineno)
     if not rows:
         raise DataError(source, None, "the file holds no rows")
     m = _VERSION_RE.search(path.name)
-    return Split(rows, source, m.group(1) if m else None, hashlib.sha256(raw).hexdigest())
+    return Split(rows, source, m.group(1) if m else None, hashlib.sha256(raw).hexdigest(), lines)
 
 
 def read_hub(spec: DatasetSpec, split: str, revision: str | None = None) -> Split:

@@ -7,6 +7,7 @@ the option and the value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,10 +57,13 @@ def parse_models(models: Sequence[str], model_args: Sequence[str]) -> tuple[Mode
     if len(args_list) == 1:
         args_list = args_list * len(models)
     specs = [resolve_model(m, a) for m, a in zip(models, args_list, strict=True)]
-    slugs = [s.slug for s in specs]
-    for slug in slugs:
-        if slugs.count(slug) > 1:
-            raise OptionError("--model", f"{slug!r} is given more than once")
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.slug in seen:
+            same = "is given more than once" if seen[spec.slug] == spec.name else \
+                f"and {seen[spec.slug]!r} would share the results directory {spec.slug!r}"
+            raise OptionError("--model", f"{spec.name!r} {same}")
+        seen[spec.slug] = spec.name
     return tuple(specs)
 
 
@@ -75,6 +79,8 @@ def parse_num_fewshot(text: str | None, known_tasks: Sequence[str]) -> dict[str,
         name = name.strip()
         if name not in known_tasks:
             raise OptionError("--num-fewshot", f"unknown task {name!r} (known: {', '.join(known_tasks)})")
+        if name in out:
+            raise OptionError("--num-fewshot", f"task {name!r} is given twice")
         try:
             k = int(raw)
         except ValueError:
@@ -103,6 +109,8 @@ def parse_limit(text: str | None) -> float | None:
         value = float(text)
     except ValueError:
         raise OptionError("--limit", f"{text!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise OptionError("--limit", f"{text!r}: expected a finite number")
     if value <= 0:
         raise OptionError("--limit", f"{text!r}: must be positive")
     if value >= 1 and value != int(value):

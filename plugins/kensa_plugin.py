@@ -70,6 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not Path(run_config.results_dir).is_absolute():
         run_config = _with_results_dir(run_config, Path(config.invocation_params.dir) / run_config.results_dir)
     config.stash[CONFIG_KEY] = run_config
+    if config.option.collectonly and hasattr(config.option, "warn_unused_snapshots"):
+        # A collect-only run uses no snapshot; syrupy would call them all unused and fail.
+        config.option.warn_unused_snapshots = True
     config.pluginmanager.register(ScoreCollector(config), "kensa-scores")
 
 
@@ -108,6 +111,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              indirect=True, scope="session")
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only the selected tests matter
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if config.option.collectonly or config.stash[CONFIG_KEY].models:
         return

@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def load_tiny(name: str = "tiny", args: str = ""):
-    from kensa.models import load_model, resolve_model
-    from kensa.models.args import parse_model_args
-
-    return load_model(resolve_model(name, parse_model_args(args)), "cpu")
+from tests.helpers import SHARED_DATA, load_tiny
 
 
 @pytest.fixture(scope="session")

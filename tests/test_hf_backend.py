@@ -13,7 +13,7 @@ import pytest
 
 from kensa.errors import ModelLoadError
 from kensa.models.hf import GenerationRequest
-from tests.conftest import load_tiny
+from tests.helpers import load_tiny
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 pytest.importorskip("transformers")
 
@@ -109,6 +109,14 @@ def test_running_the_suite_without_a_model_is_a_usage_error(suite):
     assert run(suite, "--collect-only").ret == 0  # collection alone needs no model
 
 
+def test_snapshot_tests_need_no_model(pytester, monkeypatch):
+    """Prompt snapshots run without --model (and without torch) once the model tests are deselected."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    result = pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", str(REPO / "suites"), "-m", "snapshot",
+                                           "--rootdir", str(REPO), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7, deselected=7)
+
+
 def test_a_model_that_cannot_load_stops_the_session_once(suite):
     broken = suite.mkdir("broken-model")
     (broken / "config.json").write_text('{"model_type": "gpt_neox"}')
@@ -153,5 +161,5 @@ def test_collect_only_imports_neither_torch_nor_transformers():
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stdout + done.stderr
     assert "HEAVY []" in done.stdout, done.stdout
-    assert "7 tests collected" in done.stdout
+    assert "14 tests collected" in done.stdout
     print(f"collect-only took {elapsed:.2f} s")  # measured, not asserted: see README

@@ -65,7 +65,7 @@ def resolve_model(name: str, args: ModelArgs) -> ModelSpec:
         peft_path = Path(os.path.expanduser(args.peft))
         if peft_path.exists() or _looks_like_path(args.peft):
             _check_dir("--model-args peft", args.peft, "adapter_config.json")
-    if args.tokenizer and (_looks_like_path(args.tokenizer) and not Path(args.tokenizer).is_dir()):
+    if args.tokenizer and _looks_like_path(args.tokenizer) and not Path(os.path.expanduser(args.tokenizer)).is_dir():
         raise OptionError("--model-args tokenizer", f"{args.tokenizer!r}: no such directory")
     return spec
 

@@ -111,10 +111,11 @@ class HFCausalLM:
         if args.peft:
             from peft import PeftModel
 
-            adapter = str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft) else args.peft
+            adapter = str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft) \
+                else os.path.expanduser(args.peft)
             model = PeftModel.from_pretrained(model, adapter)
         model.eval()
-        tok_source = args.tokenizer or source
+        tok_source = os.path.expanduser(args.tokenizer) if args.tokenizer else source
         tokenizer = load_tokenizer(tok_source, revision=args.revision, use_fast=args.use_fast,
                                    trust_remote_code=args.trust_remote_code)
         max_length = context_length(model.config, tokenizer, args.max_length)

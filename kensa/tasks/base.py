@@ -53,6 +53,8 @@ class MultipleChoiceTask:
     choices: Callable[[Row], list[str]]
     """The continuations to score, exactly as they are appended to the prompt."""
     gold: Callable[[Row], int]
+    choice_fields: tuple[str, ...] = ()
+    """The row fields the choices come from, when they are plain fields (for error messages)."""
     metrics: tuple[str, ...] = ("acc", "acc_norm")
     description: str = ""
     extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...] = field(default=())
@@ -73,7 +75,8 @@ class MultipleChoiceTask:
 
     def check_rows(self, split: Split) -> None:
         """Task-level checks on top of the field types: the gold label must index a choice."""
-        for i, row in enumerate(split.rows, start=1):
+        for index, row in enumerate(split.rows):
+            i = split.line_of(index)
             for check in self.extra_checks:
                 problem = check(row)
                 if problem is not None:
@@ -82,7 +85,8 @@ class MultipleChoiceTask:
             for j, c in enumerate(cs):
                 if not c:
                     # acc_norm divides by the choice's length; an empty choice has none.
-                    raise DataError(split.source, i, "empty choice", field=f"choices[{j}]")
+                    name = self.choice_fields[j] if j < len(self.choice_fields) else f"choices[{j}]"
+                    raise DataError(split.source, i, "empty choice", field=name)
             n = len(cs)
             gold = self.gold(row)
             if not 0 <= gold < n:

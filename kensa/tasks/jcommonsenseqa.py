@@ -102,6 +102,7 @@ TASK = register(
         templates=TEMPLATES,
         view=view,
         choices=choices,
+        choice_fields=CHOICE_FIELDS,
         gold=lambda row: row["label"],
         description="JGLUE JCommonsenseQA, 5-way commonsense multiple choice",
     )

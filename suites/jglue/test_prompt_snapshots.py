@@ -1,0 +1,24 @@
+"""Snapshots of the rendered prompts: a changed template, shot draw or separator shows up as a
+snapshot diff in review. No model is needed; the fixtures' first two docs are rendered in the
+harness's order, with their shots, for every task and prompt version.
+
+Update after an intended change with ``pytest suites -m snapshot --snapshot-update``.
+"""
+
+import pytest
+
+from kensa.data import DataSource
+from kensa.evaluate import prepare
+
+KENSA_SUITE = "jglue"
+
+pytestmark = pytest.mark.snapshot
+
+
+def test_prompt(task_variant, snapshot):
+    task = task_variant.task
+    eval_split, pool = task.load(DataSource.fixtures())
+    docs = prepare(task_variant, eval_split, pool, task.num_fewshot, limit=2)
+    rendered = [{"prompt": d.prompt, "continuations": d.continuations, "gold": d.gold, "fewshot_ids": d.shot_ids}
+                for d in docs]
+    assert rendered == snapshot
