@@ -163,3 +163,17 @@ def test_collect_only_imports_neither_torch_nor_transformers():
     assert "HEAVY []" in done.stdout, done.stdout
     assert "14 tests collected" in done.stdout
     print(f"collect-only took {elapsed:.2f} s")  # measured, not asserted: see README
+
+
+def test_suite_runs_on_the_real_validation_set(suite, shared_data):
+    """`--data-dir ../shared/data --limit N` reads JGLUE v1.3 itself (skipped where it is absent)."""
+    out = suite.path / "out"
+    run(suite, "--model", "tiny", "--data-dir", str(shared_data), "--limit", "5", "--prompt-version", "0.4",
+        "--results-dir", str(out)).assert_outcomes(passed=1)
+    doc = json.loads((out / "tiny" / "results.json").read_text(encoding="utf-8"))
+    data = doc["kensa"]["tasks"]["jcommonsenseqa-1.1-0.4"]["data"]
+    assert data["eval"]["rows"] == 1119 and data["eval"]["version"] == "1.3"
+    assert data["eval"]["source"].endswith("jglue/jcommonsenseqa/valid-v1.3.json")
+    samples = [json.loads(x) for x in (out / "tiny" / "samples_jcommonsenseqa-1.1-0.4.jsonl").read_text().splitlines()]
+    assert len(samples) == 5 and all(s["doc"]["q_id"] >= 8939 for s in samples)  # validation ids
+    assert all(0 <= i < 8939 for s in samples for i in s["fewshot_ids"])  # shots from train
