@@ -177,3 +177,14 @@ def test_suite_runs_on_the_real_validation_set(suite, shared_data):
     samples = [json.loads(x) for x in (out / "tiny" / "samples_jcommonsenseqa-1.1-0.4.jsonl").read_text().splitlines()]
     assert len(samples) == 5 and all(s["doc"]["q_id"] >= 8939 for s in samples)  # validation ids
     assert all(0 <= i < 8939 for s in samples for i in s["fewshot_ids"])  # shots from train
+
+
+def test_long_runs_print_progress(suite, monkeypatch):
+    """Progress lines go past pytest's capture; the interval is 0 here so a short run shows them."""
+    import plugins.kensa_plugin as plugin
+
+    monkeypatch.setattr(plugin.ProgressLine, "INTERVAL", 0.0)
+    result = run(suite, "--model", "tiny", "--prompt-version", "0.3", "--model-args", "batch_size=2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["kensa: tiny jcommonsenseqa-1.1-0.3: */60 requests (*%), *",
+                                 "kensa: tiny jcommonsenseqa-1.1-0.3: done in * s"])
