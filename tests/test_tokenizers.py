@@ -69,3 +69,37 @@ def test_literal_special_tokens_map_to_their_ids(tokenizers):
     for tok in (fast, slow):
         ids = tok.encode("<s>[INST] 質問 [/INST] 答え </s>", add_special_tokens=False)
         assert ids[0] == tok.bos_token_id and tok.eos_token_id in ids
+
+
+@pytest.fixture(scope="module")
+def rinna_style_dir(tmp_path_factory):
+    """A tokenizer directory laid out like rinna's: ``spiece.model`` and ``tokenizer_class: T5Tokenizer``."""
+    import json
+    import shutil
+
+    from kensa.models.tiny import build_spm
+
+    d = tmp_path_factory.mktemp("rinna-style")
+    shutil.copyfile(build_spm() / "tokenizer.model", d / "spiece.model")
+    (d / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "T5Tokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "pad_token": "<pad>", "extra_ids": 0, "do_lower_case": False}))
+    return d
+
+
+def test_use_fast_false_is_exact_where_the_fast_conversion_is_lossy(rinna_style_dir):
+    """Why the slow path exists: transformers 5 always builds the fast T5Tokenizer, whose conversion
+    of a byte-fallback unigram model loses newlines and characters. The harness scored rinna models
+    with use_fast=False, i.e. with SentencePiece's own ids."""
+    from kensa.models.tokenizers import load_tokenizer
+
+    fast = load_tokenizer(str(rinna_style_dir))
+    slow = load_tokenizer(str(rinna_style_dir), use_fast=False)
+    sp = spm.SentencePieceProcessor(model_file=str(rinna_style_dir / "spiece.model"))
+    texts = ["一行目\n二行目", "絵文字😀テスト", "東京でＡＩとAIを学ぶ。"]
+    assert type(slow).__name__ == "JaSpmTokenizer"
+    for text in texts:
+        assert slow.encode(text, add_special_tokens=False) == sp.encode(text)
+        assert slow.decode(slow.encode(text, add_special_tokens=False)) == text
+    # If this starts failing, transformers fixed its conversion: good news, but re-check use_fast.
+    assert any(fast.encode(t, add_special_tokens=False) != sp.encode(t) for t in texts)
