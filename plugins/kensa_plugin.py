@@ -85,8 +85,11 @@ def _with_results_dir(run_config: RunConfig, path: Path) -> RunConfig:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     rc = config.stash[CONFIG_KEY]
     d = rc.describe()
-    models = ", ".join(f"{m.name} [{m.kind}]" + (f" ({m.args.as_harness_string(m.name)})" if m.kind != "tiny"
-                       or m.args != type(m.args)() else "") for m in rc.models) or "none"
+    def model_line(m) -> str:
+        args = m.args.as_harness_string(m.name)
+        return f"{m.name} [{m.kind}]" + ("" if args == f"pretrained={m.name}" else f" ({args})")
+
+    models = ", ".join(model_line(m) for m in rc.models) or "none"
     return [
         f"kensa: models: {models}",
         f"kensa: prompt versions: {d['prompt_versions']}; num-fewshot: {d['num_fewshot']}; "

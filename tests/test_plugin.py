@@ -188,3 +188,25 @@ def test_long_runs_print_progress(suite, monkeypatch):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["kensa: tiny jcommonsenseqa-1.1-0.3: */60 requests (*%), *",
                                  "kensa: tiny jcommonsenseqa-1.1-0.3: done in * s"])
+
+
+def test_one_model_is_resident_at_a_time(suite, monkeypatch):
+    """Each model is closed before the next one loads (session-scoped parametrization)."""
+    from kensa.models.hf import HFCausalLM
+
+    events = []
+    real_load, real_close = HFCausalLM.load.__func__, HFCausalLM.close
+
+    def load(cls, spec, device="auto"):
+        events.append(("load", spec.name))
+        return real_load(cls, spec, device)
+
+    def close(self):
+        events.append(("close", self.name))
+        real_close(self)
+
+    monkeypatch.setattr(HFCausalLM, "load", classmethod(load))
+    monkeypatch.setattr(HFCausalLM, "close", close)
+    run(suite, "--model", "tiny-llama", "--model", "tiny", "--limit", "1", "--prompt-version", "0.1,0.2",
+        "--results-dir", str(suite.path / "out")).assert_outcomes(passed=4)
+    assert events == [("load", "tiny-llama"), ("close", "tiny-llama"), ("load", "tiny"), ("close", "tiny")]

@@ -127,7 +127,7 @@ class HFCausalLM:
             "4bit" if args.load_in_4bit else None, "peft": args.peft, "parameters": params,
             "tokenizer_class": type(tokenizer).__name__, "tokenizer_is_fast": bool(tokenizer.is_fast),
             "vocab_size": len(tokenizer), "max_length": max_length, "batch_size": args.batch_size,
-            "eos_token_id": tokenizer.eos_token_id,
+            "eos_token_id": tokenizer.eos_token_id, "libraries": describe_environment(),
         }
         return cls(model, tokenizer, spec=spec, max_length=max_length, batch_size=args.batch_size, info=info)
 
