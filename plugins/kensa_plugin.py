@@ -138,9 +138,10 @@ def kensa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
     try:
         lm = load_model(spec, kensa_config.device)
     except KensaError as exc:
-        # One clear stop for the whole session rather than the same error in every test.
-        pytest.exit(f"kensa: {exc}", returncode=pytest.ExitCode.USAGE_ERROR if not
-                    isinstance(exc, ModelLoadError) else 3)
+        # One clear stop for the whole session rather than the same error in every test:
+        # exit 2 (interrupted) when the model cannot load, 4 (usage) for a bad option such as --device cuda.
+        code = pytest.ExitCode.INTERRUPTED if isinstance(exc, ModelLoadError) else pytest.ExitCode.USAGE_ERROR
+        pytest.exit(f"kensa: {exc}", returncode=code)
     lm.info["load_seconds"] = round(time.perf_counter() - start, 3)
     yield lm
     lm.close()

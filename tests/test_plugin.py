@@ -122,7 +122,7 @@ def test_a_model_that_cannot_load_stops_the_session_once(suite):
     (broken / "config.json").write_text('{"model_type": "gpt_neox"}')
     (broken / "model.safetensors").write_bytes(b"garbage")
     result = run(suite, "--model", str(broken))
-    assert result.ret == 3
+    assert result.ret == pytest.ExitCode.INTERRUPTED
     text = result.stdout.str() + result.stderr.str()
     assert text.count("SafetensorError") == 1, text
     result.assert_outcomes()  # nothing ran, nothing failed per test
