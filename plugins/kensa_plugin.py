@@ -92,8 +92,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     models = ", ".join(model_line(m) for m in rc.models) or "none"
     return [
         f"kensa: models: {models}",
-        f"kensa: prompt versions: {d['prompt_versions']}; num-fewshot: {d['num_fewshot']}; "
-        f"limit: {d['limit']}; device: {d['device']}",
+        (f"kensa: prompt versions: {d['prompt_versions']}; num-fewshot: {d['num_fewshot']}; "
+         f"limit: {d['limit']}; device: {d['device']}"),
         f"kensa: data: {d['data']}; results: {d['results_dir']}",
     ]
 
@@ -237,7 +237,13 @@ class ScoreCollector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if hasattr(self.config, "workerinput") or not self.runs:
             return
-        from kensa.report import format_table, harness_results, markdown_table, summary_rows, write_results
+        from kensa.report import (
+            format_table,
+            harness_results,
+            markdown_table,
+            summary_rows,
+            write_results,
+        )
 
         rc = self.config.stash[CONFIG_KEY]
         by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -210,3 +210,22 @@ def test_one_model_is_resident_at_a_time(suite, monkeypatch):
     run(suite, "--model", "tiny-llama", "--model", "tiny", "--limit", "1", "--prompt-version", "0.1,0.2",
         "--results-dir", str(suite.path / "out")).assert_outcomes(passed=4)
     assert events == [("load", "tiny-llama"), ("close", "tiny-llama"), ("load", "tiny"), ("close", "tiny")]
+
+
+def test_a_broken_run_fails_the_suite_test(suite, monkeypatch):
+    """The suite's own assertion: a non-finite log-likelihood fails the test, and is still reported."""
+    from kensa.evaluate import LoglikelihoodResult
+    from kensa.models.hf import HFCausalLM
+
+    real = HFCausalLM.loglikelihood
+
+    def nan_first(self, requests, progress=None):
+        results = real(self, requests, progress)
+        return [LoglikelihoodResult(float("nan"), False, results[0].num_tokens), *results[1:]]
+
+    monkeypatch.setattr(HFCausalLM, "loglikelihood", nan_first)
+    out = suite.path / "out"
+    result = run(suite, "--model", "tiny", "--limit", "2", "--prompt-version", "0.3", "--results-dir", str(out))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*jcommonsenseqa-1.1-0.3 doc 0: log-likelihoods [[]nan[]] are not finite and <= 0*"])
+    assert (out / "tiny" / "results.json").is_file()  # the failing run's numbers are not lost

@@ -178,7 +178,7 @@ def test_k_larger_than_missing_pool_is_an_option_error():
 
 
 def test_k_equal_to_pool_size_is_allowed():
-    order, shots, _ = prepared_ids(10, n_pool=10, limit=3)
+    _order, shots, _ = prepared_ids(10, n_pool=10, limit=3)
     assert shots == reference_ids(10, limit=3, n_pool=10)[1]
     assert all(sorted(s) == list(range(10)) for s in shots)
 

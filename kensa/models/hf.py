@@ -207,7 +207,11 @@ class HFCausalLM:
                        progress: Progress | None = None) -> list[str]:
         """Greedy continuations, each cut at the first of its stop strings."""
         import torch
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            StoppingCriteria,
+            StoppingCriteriaList,
+        )
 
         tok = self.tokenizer
 

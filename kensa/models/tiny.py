@@ -134,7 +134,12 @@ def build_model(name: str, root: Path | None = None) -> Path:
     if (final / "model.safetensors").is_file():
         return final
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, LlamaConfig
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GPTNeoXConfig,
+        LlamaConfig,
+    )
 
     quiet_transformers()
     tok = AutoTokenizer.from_pretrained(spm_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 from kensa.errors import ModelLoadError
 
@@ -33,8 +34,8 @@ def slow_tokenizer_class():
         transformers tokenizer; everything between them goes to SentencePiece unchanged.
         """
 
-        vocab_files_names = {"vocab_file": "tokenizer.model"}
-        model_input_names = ["input_ids", "attention_mask"]
+        vocab_files_names: ClassVar[dict[str, str]] = {"vocab_file": "tokenizer.model"}
+        model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
 
         def __init__(self, vocab_file: str, **kwargs):
             kwargs.setdefault("legacy", True)  # legacy=True: no dummy-prefix rewriting
