@@ -52,13 +52,6 @@ class PromptTemplate:
         return self.description + examples + self.fewshot_sep + self.render_text(query)
 
 
-def pick_templates(templates: Sequence[PromptTemplate], versions: Sequence[str] | None) -> list[PromptTemplate]:
-    """Templates for the requested versions, in the task's order; all of them if ``versions`` is None."""
-    if versions is None:
-        return list(templates)
-    return [t for t in templates if t.version in set(versions)]
-
-
 def check_unique_versions(task: str, templates: Sequence[PromptTemplate]) -> None:
     seen: set[str] = set()
     for t in templates:
