@@ -58,13 +58,23 @@ class TaskRun:
     data: dict[str, Any]
     seconds: float
     requests: int
+    kind: str = "multiple_choice"
+    limit: float | None = None
+    item_keys: list[Any] = field(default_factory=list, repr=False)
+    """Each doc's own id (``q_id``), or its position when the dataset has none: pairs items with a baseline's."""
 
-    def summary(self) -> dict[str, Any]:
-        """Everything but the samples: small enough to travel from an xdist worker."""
+    def items(self, metrics: Sequence[str]) -> dict[str, Any]:
+        """Per-doc values of ``metrics`` in doc order, for the paired gate."""
+        return {"keys": list(self.item_keys), "values": {m: [float(s[m]) for s in self.samples] for m in metrics}}
+
+    def summary(self, gated: Sequence[str] = ()) -> dict[str, Any]:
+        """Everything but the samples (and the per-doc values of the gated metrics): small enough to
+        travel from an xdist worker."""
         return {
-            "task_id": self.task_id, "task": self.task, "version": self.version,
+            "task_id": self.task_id, "task": self.task, "version": self.version, "kind": self.kind,
             "prompt_version": self.prompt_version, "num_fewshot": self.num_fewshot, "n": self.n,
-            "metrics": self.metrics, "data": self.data, "seconds": self.seconds, "requests": self.requests,
+            "limit": self.limit, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
+            "requests": self.requests, "gated": list(gated), "items": self.items(gated),
         }
 
 
@@ -115,7 +125,8 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LanguageModel, eval_split
         prompt_version=variant.template.version, num_fewshot=k, n=len(docs),
         metrics=aggregate(per_doc, task.metrics), samples=samples,
         data={"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None},
-        seconds=time.perf_counter() - start, requests=len(requests),
+        seconds=time.perf_counter() - start, requests=len(requests), kind=task.kind, limit=limit,
+        item_keys=[d.row.get(task.dataset.id_field, d.doc_id) if task.dataset.id_field else d.doc_id for d in docs],
     )
 
 

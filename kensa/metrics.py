@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def argmax(values: Sequence[float]) -> int:
@@ -56,3 +57,29 @@ def aggregate(per_doc: Sequence[dict[str, float]], names: Sequence[str]) -> dict
         out[name] = mean(xs)
         out[f"{name}_stderr"] = mean_stderr(xs)
     return out
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a metric is read by the gate: its direction, its scale and the shape of its per-item values."""
+
+    name: str
+    direction: str = "higher"
+    """``higher`` or ``lower`` is better."""
+    scale: float = 1.0
+    """1.0 for a 0–1 score, 100.0 for a 0–100 score: "one point" is ``scale / 100``."""
+    items: str = "binary"
+    """``binary`` (0/1 per doc: exact McNemar), ``continuous`` (paired permutation) or ``corpus``
+    (a statistic over all docs, such as a correlation: paired bootstrap)."""
+
+
+METRICS = {spec.name: spec for spec in (
+    MetricSpec("acc"),
+    MetricSpec("acc_norm"),
+)}
+
+
+def metric_spec(name: str) -> MetricSpec:
+    if name not in METRICS:
+        raise KeyError(f"metric {name!r} has no MetricSpec in kensa.metrics.METRICS")
+    return METRICS[name]

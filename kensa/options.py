@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,26 @@ from typing import Any
 
 from kensa.data import DataSource
 from kensa.errors import OptionError
-from kensa.models import ModelSpec, resolve_model
+from kensa.models import ModelSpec, resolve_model, tiny
 from kensa.models.args import DEVICES, parse_model_args
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """How scores are gated: against which baselines, at which alpha, and whether this run updates them."""
+
+    mode: str = "on"
+    baselines: tuple[str, ...] = ()
+    """One per model, in ``--model`` order."""
+    directory: Path = Path("thresholds")
+    update: bool = False
+    allow_lower: bool = False
+    alpha: float = 0.05
+    accept_env_change: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode == "on"
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,10 @@ class RunConfig:
     device: str = "auto"
     data: DataSource = field(default_factory=DataSource.fixtures)
     results_dir: Path = Path("results")
+    gate: GateOptions = field(default_factory=GateOptions)
+
+    def baseline_for(self, model: ModelSpec) -> str:
+        return self.gate.baselines[self.models.index(model)]
 
     def fewshot_for(self, task) -> int:
         return self.num_fewshot.get(task.name, task.num_fewshot)
@@ -43,6 +66,9 @@ class RunConfig:
             "device": self.device,
             "data": self.data.describe(),
             "results_dir": str(self.results_dir),
+            "gate": self.gate.mode + (" (updating thresholds)" if self.gate.update else ""),
+            "baselines": list(self.gate.baselines),
+            "alpha": self.gate.alpha,
         }
 
 
@@ -137,12 +163,57 @@ def parse_device(text: str) -> str:
     return text
 
 
+_BASELINE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+
+
+def default_baseline(model: ModelSpec) -> str:
+    """The model's slug, with a tiny alias resolved (``tiny`` is gated as ``tiny-neox``)."""
+    if model.kind == "tiny" and not model.args.peft:
+        return tiny.ALIASES.get(model.source, model.source)
+    return model.slug
+
+
+def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: str, directory: str, update: bool,
+               allow_lower: bool, alpha: str | float, accept_env_change: bool) -> GateOptions:
+    if mode not in ("on", "off"):
+        raise OptionError("--gate", f"{mode!r}: expected on or off")
+    if mode == "off" and update:
+        raise OptionError("--thresholds-update", "cannot be combined with --gate off (it writes what the gate reads)")
+    if allow_lower and not update:
+        raise OptionError("--allow-lower", "only means something with --thresholds-update")
+    if len(baselines) > 1 and len(baselines) != len(models):
+        raise OptionError("--baseline", f"given {len(baselines)} times for {len(models)} models; "
+                                        "give it once for all models or once per --model")
+    for name in baselines:
+        if not _BASELINE_NAME.match(name):
+            raise OptionError("--baseline", f"{name!r}: a baseline name is a file name (letters, digits, . _ -)")
+    names = list(baselines) * len(models) if len(baselines) == 1 else list(baselines)
+    names = names or [default_baseline(m) for m in models]
+    if update and len(set(names)) != len(names):
+        raise OptionError("--baseline", f"{names}: two models cannot update the same baseline in one run")
+    try:
+        value = float(alpha)
+    except ValueError:
+        raise OptionError("--alpha", f"{alpha!r}: expected a number") from None
+    if not 0 < value < 1:
+        raise OptionError("--alpha", f"{alpha!r}: must be between 0 and 1")
+    return GateOptions(mode=mode, baselines=tuple(names), directory=Path(os.path.expanduser(directory)),
+                       update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change)
+
+
 def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt_version: str | None,
                      num_fewshot: str | None, limit: str | None, device: str, data_dir: str | None,
-                     data_from_hub: bool, results_dir: str, tasks: Sequence[Any]) -> RunConfig:
+                     data_from_hub: bool, results_dir: str, tasks: Sequence[Any],
+                     gate: dict[str, Any] | None = None) -> RunConfig:
     versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
+    specs = parse_models(models, model_args)
+    gate = gate or {}
     return RunConfig(
-        models=parse_models(models, model_args),
+        models=specs,
+        gate=parse_gate(specs, baselines=gate.get("baselines", ()), mode=gate.get("mode", "on"),
+                        directory=gate.get("directory", "thresholds"), update=gate.get("update", False),
+                        allow_lower=gate.get("allow_lower", False), alpha=gate.get("alpha", 0.05),
+                        accept_env_change=gate.get("accept_env_change", False)),
         prompt_versions=parse_prompt_versions(prompt_version, versions),
         num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
         limit=parse_limit(limit),

@@ -48,7 +48,8 @@ def _version_number(version: str) -> float | str:
 
 
 def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args: str,
-                    model_info: Mapping[str, Any], run_config: Mapping[str, Any]) -> dict[str, Any]:
+                    model_info: Mapping[str, Any], run_config: Mapping[str, Any],
+                    gate: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """A results document a harness user can read: ``results``, ``versions``, ``config``."""
     return _clean({
         "results": {r["task_id"]: r["metrics"] for r in runs},
@@ -71,6 +72,7 @@ def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args
             "run": dict(run_config),
             "tasks": {r["task_id"]: {k: r[k] for k in ("n", "prompt_version", "data", "seconds", "requests")}
                       for r in runs},
+            "gate": [dict(g) for g in gate],
         },
     })
 
@@ -87,28 +89,97 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def summary_rows(model: str, runs: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    rows = []
-    for r in sorted(runs, key=lambda r: r["task_id"]):
-        m = r["metrics"]
-        rows.append([model, r["task_id"], str(r["num_fewshot"]), str(r["n"]),
-                     _fmt(m.get("acc")), _fmt(m.get("acc_stderr")),
-                     _fmt(m.get("acc_norm")), _fmt(m.get("acc_norm_stderr")), f"{r['seconds']:.1f}s"])
-    return rows
+# -- the score table: one row per model, task and metric -----------------------------------------
+
+COLUMNS = ["model", "task", "metric", "n", "score", "± se", "baseline", "Δ", "p (Holm)", "MDE", "verdict"]
+FAILING_FIRST = {"fail (hard limit)": 0, "fail": 1, "error": 2, "missing": 3, "stale": 4, "incomparable": 5,
+                 "refused": 6}
 
 
-HEADER = ["model", "task", "k", "n", "acc", "± se", "acc_norm", "± se", "time"]
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
 
 
-def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> list[str]:
-    """A plain-text table with aligned columns (numbers right-aligned)."""
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def table_rows(rows: Sequence[Any]) -> list[list[str]]:
+    """Cells of the score table from gate rows (``kensa.gate.Check``), in a stable order."""
+    out = []
+    for r in sorted(rows, key=lambda r: (r.model, r.task_id, r.metric)):
+        out.append([r.model, r.task_id, r.metric, _fmt(r.n), _fmt(r.score), _fmt(r.stderr), _fmt(r.base),
+                    _signed(r.delta), _p(r.p_holm), _fmt(r.mde), r.status])
+    return out
+
+
+def gate_headline(rows: Sequence[Any], gate: Any) -> str:
+    """The first line of every summary: what was gated, against what, and the outcome."""
+    if not gate.enabled:
+        return "kensa gate: OFF (--gate off): nothing was gated; these scores were compared with no baseline"
+    where = ", ".join(f"{gate.directory.name}/{b}.toml" for b in dict.fromkeys(gate.baselines))
+    if gate.update:
+        return f"kensa gate: UPDATING {where}: nothing was gated; review the new thresholds and commit them"
+    compared = sum(1 for r in rows if r.p is not None)
+    failed = [r for r in rows if r.failed]
+    verdict = f"FAIL ({len(failed)} of {len(rows)} rows)" if failed else "PASS"
+    return (f"kensa gate: {verdict}; baselines {where}; alpha {gate.alpha} family-wise, Holm over {compared} "
+            "paired metrics")
+
+
+def gate_lines(rows: Sequence[Any]) -> list[str]:
+    lines = format_table(table_rows(rows))
+    notes = sorted({(FAILING_FIRST.get(r.status, 9), f"{r.model} {r.task_id}: {r.status}: {r.message}")
+                    for r in rows if r.message})
+    return lines + [text for _, text in notes]
+
+
+def gate_markdown(rows: Sequence[Any], headline: str, notes: Sequence[str] = (),
+                  pairwise: Sequence[Any] = ()) -> str:
+    """The same rows as a Markdown document, ready to paste as a pull-request comment."""
+    out = [f"**{headline}**", "", markdown_table(table_rows(rows), COLUMNS).rstrip("\n")]
+    messages = sorted({f"- `{r.model}` `{r.task_id}` {r.metric}: {r.status}: {r.message}" for r in rows if r.message})
+    if messages:
+        out += ["", *messages]
+    if notes:
+        out += ["", *(f"- {n}" for n in notes)]
+    if pairwise:
+        out += ["", "Model against model (paired, two-sided):", "",
+                markdown_table(pairwise_rows(pairwise), PAIRWISE_COLUMNS).rstrip("\n")]
+    return "\n".join(out) + "\n"
+
+
+def junit_properties(rows: Sequence[Any], gate: Any) -> list[tuple[str, str]]:
+    """The rows as JUnit XML global properties (one per row, plus the headline)."""
+    out = [("kensa_gate", gate_headline(rows, gate))]
+    for r, cells in zip(sorted(rows, key=lambda r: (r.model, r.task_id, r.metric)), table_rows(rows)):
+        value = "; ".join(f"{k}={v}" for k, v in zip(COLUMNS[3:], cells[3:]))
+        out.append((f"kensa[{r.model}][{r.task_id}][{r.metric}]", value))
+    return out
+
+
+PAIRWISE_COLUMNS = ["task", "metric", "n", "A", "B", "A score", "B score", "B − A", "p (two-sided)", "test"]
+
+
+def pairwise_rows(pairs: Sequence[Any]) -> list[list[str]]:
+    return [[p.task_id, p.metric, str(p.n), p.model_a, p.model_b, _fmt(p.a), _fmt(p.b), _signed(p.delta),
+             _p(p.p), p.method] for p in pairs]
+
+
+def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = COLUMNS) -> list[str]:
+    """A plain-text table with aligned columns (text left-aligned, numbers right-aligned)."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    left = {i for i, h in enumerate(header) if h in ("model", "task", "metric", "verdict", "A", "B", "test")}
+
     def line(cells):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> str:
+def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str] = COLUMNS) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out) + "\n"

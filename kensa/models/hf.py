@@ -17,6 +17,7 @@ from typing import Any
 
 from kensa.errors import ModelLoadError, OptionError
 from kensa.evaluate import LoglikelihoodResult, Progress
+from kensa.fingerprint import BACKEND, model_identity
 from kensa.models import ModelSpec, tiny
 from kensa.models.tokenizers import load_tokenizer
 
@@ -108,20 +109,24 @@ class HFCausalLM:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         if not args.device_map and not quantized:
             model.to(device)
-        if args.peft:
+        adapter_dir = (str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft)
+                       else os.path.expanduser(args.peft)) if args.peft else None
+        if adapter_dir:
             from peft import PeftModel
 
-            adapter = str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft) \
-                else os.path.expanduser(args.peft)
-            model = PeftModel.from_pretrained(model, adapter)
+            model = PeftModel.from_pretrained(model, adapter_dir)
         model.eval()
         tok_source = os.path.expanduser(args.tokenizer) if args.tokenizer else source
         tokenizer = load_tokenizer(tok_source, revision=args.revision, use_fast=args.use_fast,
                                    trust_remote_code=args.trust_remote_code)
         max_length = context_length(model.config, tokenizer, args.max_length)
         params = sum(p.numel() for p in model.parameters())
+        identity = model_identity(name=spec.name, source=source, revision=args.revision,
+                                  commit=getattr(model.config, "_commit_hash", None),
+                                  tokenizer_source=tok_source, adapter=adapter_dir)
         info = {
-            "source": source, "model_class": type(model).__name__, "architecture": model.config.model_type,
+            "backend": BACKEND, "identity": identity, "source": source, "model_class": type(model).__name__,
+            "architecture": model.config.model_type,
             "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "device": device,
             "device_map": args.device_map, "quantization": "8bit" if args.load_in_8bit else
             "4bit" if args.load_in_4bit else None, "peft": args.peft, "parameters": params,

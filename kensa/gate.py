@@ -1,0 +1,390 @@
+"""The release gate: compare one run of one task with its baseline entry, metric by metric.
+
+The verdict is paired and one-sided (thresholds/README.md explains each rule):
+
+* exact McNemar on 0/1 items, a seeded paired permutation test on continuous items, a paired
+  bootstrap on corpus statistics; the unpaired ``z`` fallback only when no items were stored;
+* Holm's step-down over every gated metric of the session (:func:`finalize`);
+* fail when the Holm-adjusted p < alpha **and** the drop >= ``abs_floor``; fail whatever p says
+  when n >= 300 and the drop >= the hard limit;
+* the minimum detectable drop (MDE) at 80 % power; "underpowered" when it exceeds 2 x abs_floor;
+* a missing entry, a stale one, or a run in another environment is never compared.
+
+A test cannot know the other tests' p-values, so :func:`fails_now` applies Holm's first step
+(p * m < alpha, with m the session's family size): any metric it fails, Holm fails too. The
+controller's :func:`finalize` then runs the full step-down, which can add failures only to a
+run that already has one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kensa import stats
+from kensa.fingerprint import incomparable
+from kensa.metrics import metric_spec
+from kensa.thresholds import Entry, Items, Thresholds, ThresholdsError, load_items, load_thresholds, thresholds_path
+
+# Defaults, each explained in thresholds/README.md (numbers from shared/research/gating.md).
+ALPHA = 0.05
+POWER = 0.8
+HARD_LIMIT_POINTS = 5.0
+HARD_LIMIT_MIN_N = 300
+GPU_FLOOR_POINTS = {"multiple_choice": 0.5, "generation": 1.0}
+PLANNING_DISCORDANCE = 0.10
+"""Share of docs a real regression flips, assumed for the MDE when the run flips fewer."""
+SEED = 20240601
+
+FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    alpha: float = ALPHA
+    family_size: int = 1
+    """m: how many metrics the session gates (known at collection), for Holm's first step and the MDE."""
+    accept_env_change: bool = False
+    update_command: str = "pytest suites --model {model} --baseline {baseline} --thresholds-update"
+    """The command that (re)writes an entry; ``{model}`` and ``{baseline}`` are filled in."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one test measured, as the gate and the updater read it (built from the test's summary)."""
+
+    model: str
+    baseline: str
+    task_id: str
+    task: str
+    task_version: str
+    prompt_version: str
+    num_fewshot: int
+    limit: float | None
+    n: int
+    data_sha256: str
+    fewshot_sha256: str | None
+    kind: str
+    metrics: Mapping[str, float]
+    gated: tuple[str, ...]
+    items: Items
+    environment: Mapping[str, str]
+    identity: Mapping[str, str]
+
+    @classmethod
+    def from_summary(cls, s: Mapping[str, Any]) -> RunRecord:
+        """From a test's summary (see ``TaskRun.summary``) plus the model, baseline and fingerprints."""
+        fewshot = s["data"].get("fewshot") or {}
+        return cls(model=s["model"], baseline=s["baseline"], task_id=s["task_id"], task=s["task"],
+                   task_version=str(s["version"]), prompt_version=s["prompt_version"],
+                   num_fewshot=s["num_fewshot"], limit=s.get("limit"), n=s["n"],
+                   data_sha256=s["data"]["eval"]["sha256"] or "", fewshot_sha256=fewshot.get("sha256"),
+                   kind=s["kind"], metrics=s["metrics"], gated=tuple(s["gated"]),
+                   items=Items(list(s["items"]["keys"]), {k: list(v) for k, v in s["items"]["values"].items()}),
+                   environment=s["environment"], identity=s["identity"])
+
+
+@dataclass
+class Check:
+    """One row of the gate table: one model, task and metric."""
+
+    model: str
+    baseline: str
+    task_id: str
+    metric: str
+    status: str
+    message: str = ""
+    n: int | None = None
+    score: float | None = None
+    stderr: float | None = None
+    base: float | None = None
+    delta: float | None = None
+    """score - baseline (its sign is the metric's own, whatever the direction)."""
+    drop: float | None = None
+    """How much worse, positive = worse (direction-aware)."""
+    method: str | None = None
+    p: float | None = None
+    p_gain: float | None = None
+    p_holm: float | None = None
+    mde: float | None = None
+    abs_floor: float | None = None
+    hard_limit: float | None = None
+    flips: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Check:
+        return cls(**d)
+
+
+
+
+# -- preconditions -------------------------------------------------------------------------------
+
+class BaselineStore:
+    """Threshold files and their items, read once per session and checked as they are read."""
+
+    def __init__(self, directory: Path, known: Mapping[str, Sequence[str]]):
+        self.directory = directory
+        self.known = known
+        self._files: dict[str, Thresholds | None] = {}
+        self._items: dict[tuple[str, str], Items] = {}
+
+    def path(self, baseline: str) -> Path:
+        return thresholds_path(self.directory, baseline)
+
+    def get(self, baseline: str) -> Thresholds | None:
+        """The file, or None when it does not exist. A bad file raises ThresholdsError."""
+        if baseline not in self._files:
+            path = self.path(baseline)
+            self._files[baseline] = load_thresholds(path, baseline, self.known) if path.is_file() else None
+        return self._files[baseline]
+
+    def items(self, th: Thresholds, entry: Entry) -> Items | None:
+        if entry.items is None:
+            return None
+        key = (th.baseline, entry.task_id)
+        if key not in self._items:
+            self._items[key] = load_items(self.directory, entry, th.path)
+        return self._items[key]
+
+
+def stale_reasons(entry: Entry, run: RunRecord) -> list[str]:
+    """What differs between what the entry measured and what this run measured."""
+    pairs = [("task version", entry.task_version, run.task_version),
+             ("prompt version", entry.prompt_version, run.prompt_version),
+             ("num_fewshot", entry.num_fewshot, run.num_fewshot), ("limit", entry.limit, run.limit),
+             ("n", entry.n, run.n), ("eval data sha256", entry.data_sha256[:12], run.data_sha256[:12]),
+             ("few-shot pool sha256", (entry.fewshot_sha256 or "")[:12], (run.fewshot_sha256 or "")[:12])]
+    out = [f"{name} {a} -> {b}" for name, a, b in pairs if a != b]
+    missing = [m for m in run.gated if m not in entry.metrics]
+    if missing:
+        out.append(f"no baseline for metric(s) {', '.join(missing)}")
+    return out
+
+
+def _rows(run: RunRecord, status: str, message: str, **extra: Any) -> list[Check]:
+    return [Check(run.model, run.baseline, run.task_id, m, status, message, n=run.n,
+                  score=run.metrics.get(m), stderr=run.metrics.get(f"{m}_stderr"), **extra) for m in run.gated]
+
+
+def precheck(store: BaselineStore, run: RunRecord, settings: GateSettings) -> tuple[Entry | None, list[Check]]:
+    """The entry to compare with, or error rows: missing file or entry, stale entry, other environment."""
+    hint = settings.update_command.format(model=run.model, baseline=run.baseline)
+    try:
+        th = store.get(run.baseline)
+    except ThresholdsError as exc:
+        return None, _rows(run, "error", str(exc))
+    if th is None:
+        return None, _rows(run, "missing", f"no thresholds file {store.path(run.baseline)}; create it with `{hint}`, "
+                                           "review it and commit it")
+    entry = th.entries.get(run.task_id)
+    if entry is None:
+        return None, _rows(run, "missing", f"{th.path} has no entry for {run.task_id}; create one with `{hint}`")
+    reasons = stale_reasons(entry, run)
+    if reasons:
+        return entry, _rows(run, "stale", f"{th.path} entry {run.task_id} is stale ({'; '.join(reasons)}): it "
+                                          f"measured something else. Re-baseline with `{hint}`")
+    changed = incomparable(entry.environment, run.environment)
+    if changed and not settings.accept_env_change:
+        return entry, _rows(run, "incomparable", f"{th.path} entry {run.task_id} was measured in another environment "
+                                                 f"({'; '.join(changed)}); re-baseline with `{hint}`, or compare "
+                                                 "anyway with --accept-env-change")
+    return entry, []
+
+
+# -- comparison ----------------------------------------------------------------------------------
+
+def default_abs_floor(kind: str, device: str, n: int, scale: float) -> float:
+    """One item on CPU (runs are deterministic there); on GPU 0.5 points (log-likelihood) or 1.0 (generation)."""
+    if device == "cpu":
+        return scale / n
+    return GPU_FLOOR_POINTS.get(kind, 1.0) * scale / 100
+
+
+def _tests(base: Sequence[float], cand: Sequence[float], how: str, direction: str) -> tuple[Any, Any]:
+    """(drop test, gain test) on paired items."""
+    if how == "binary":
+        return (stats.mcnemar(base, cand, direction=direction, alternative="drop"),
+                stats.mcnemar(base, cand, direction=direction, alternative="gain"))
+    if how == "continuous":
+        return (stats.permutation(base, cand, direction=direction, alternative="drop", seed=SEED),
+                stats.permutation(base, cand, direction=direction, alternative="gain", seed=SEED))
+    raise ValueError(f"no paired test for per-item values of kind {how!r}")
+
+
+def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: GateSettings,
+            store_path: Path) -> list[Check]:
+    """Per-metric checks of a comparable run against its entry (Holm is applied later)."""
+    out = []
+    m = max(settings.family_size, 1)
+    level = settings.alpha / m
+    if base_items is not None and list(base_items.keys) != list(run.items.keys):
+        first = next(i for i, (a, b) in enumerate(zip(base_items.keys, run.items.keys)) if a != b) \
+            if len(base_items.keys) == len(run.items.keys) else None
+        where = f"doc {first}: {base_items.keys[first]!r} vs {run.items.keys[first]!r}" if first is not None \
+            else f"{len(base_items.keys)} vs {len(run.items.keys)} docs"
+        return _rows(run, "error", f"{store_path}: the stored items of {run.task_id} are not this run's documents "
+                                   f"({where}); re-baseline with "
+                                   f"`{settings.update_command.format(model=run.model, baseline=run.baseline)}`")
+    for name in run.gated:
+        spec, mb = metric_spec(name), entry.metrics[name]
+        score = run.metrics[name]
+        se = run.metrics.get(f"{name}_stderr")
+        sign = 1.0 if mb.direction == "higher" else -1.0
+        drop = sign * (mb.value - score)
+        floor = mb.abs_floor if mb.abs_floor is not None else default_abs_floor(
+            run.kind, run.environment.get("device", "cpu"), run.n, spec.scale)
+        hard = mb.hard_limit if mb.hard_limit is not None else HARD_LIMIT_POINTS * spec.scale / 100
+        check = Check(run.model, run.baseline, run.task_id, name, "pass", n=run.n, score=score, stderr=se,
+                      base=mb.value, delta=score - mb.value, drop=drop, abs_floor=floor, hard_limit=hard)
+        cand = run.items.values[name]
+        if base_items is not None and mb.rule == "paired":
+            base = base_items.values[name]
+            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction)
+            check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
+            check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
+            if spec.items == "binary":
+                psi = max(sum(1 for a, b in zip(base, cand) if a != b) / run.n, PLANNING_DISCORDANCE)
+                check.mde = stats.mde_binary(run.n, psi, alpha=level, power=POWER) * spec.scale
+            else:
+                sd_base = (mb.stderr or 0.0) * math.sqrt(run.n)
+                sd = max(t_drop.sd_diff, math.sqrt(2 * PLANNING_DISCORDANCE) * sd_base)
+                check.mde = stats.mde_continuous(run.n, sd, alpha=level, power=POWER)
+            check.flips = sum(1 for a, b in zip(base, cand) if sign * (a - b) > 0)
+        else:
+            t_drop = stats.z_unpaired(mb.value, mb.stderr or 0.0, score, se or 0.0, direction=mb.direction)
+            t_gain = stats.z_unpaired(score, se or 0.0, mb.value, mb.stderr or 0.0, direction=mb.direction)
+            check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
+            combined = math.sqrt((mb.stderr or 0.0) ** 2 + (se or 0.0) ** 2)
+            check.mde = (stats.one_sided_z(level) + stats.one_sided_z(1 - POWER)) * combined
+            check.message = "no per-item outcomes stored: unpaired z fallback"
+        out.append(check)
+    changed = incomparable(entry.environment, run.environment)
+    if changed:  # only reached with --accept-env-change
+        for c in out:
+            note = f"environment changed ({'; '.join(changed)}), compared under --accept-env-change"
+            c.message = "; ".join(filter(None, [c.message, note]))
+    return [_verdict(c, settings.alpha, c.p) for c in out]
+
+
+def _verdict(c: Check, alpha: float, p_adjusted: float | None) -> Check:
+    """The status of a compared row given its (adjusted) p-value."""
+    if c.p is None:
+        return c
+    assert c.drop is not None and c.abs_floor is not None and c.hard_limit is not None
+    if c.n is not None and c.n >= HARD_LIMIT_MIN_N and c.drop >= c.hard_limit:
+        status = "fail (hard limit)"
+    elif p_adjusted is not None and p_adjusted < alpha and c.drop >= c.abs_floor:
+        status = "fail"
+    elif -c.drop >= c.abs_floor and c.p_gain is not None and c.p_gain < alpha:
+        status = "raise baseline"
+    elif c.mde is not None and c.mde > 2 * c.abs_floor:
+        status = "underpowered"
+    else:
+        status = "pass"
+    return replace(c, status=status)
+
+
+def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
+    """The rows a test can fail on its own: errors, the hard limit, and Holm's first step (p * m < alpha)."""
+    m = max(settings.family_size, 1)
+    out = []
+    for c in checks:
+        if c.p is None:
+            if c.failed:
+                out.append(c)
+            continue
+        decided = _verdict(c, settings.alpha, min(1.0, c.p * m))
+        if decided.failed:
+            out.append(decided)
+    return out
+
+
+def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
+    """Holm over every compared row of the session, then each row's final status."""
+    compared = [i for i, c in enumerate(checks) if c.p is not None]
+    adjusted = stats.holm([checks[i].p for i in compared])
+    out = list(checks)
+    for i, p in zip(compared, adjusted):
+        out[i] = _verdict(replace(checks[i], p_holm=p), alpha, p)
+    return out
+
+
+# -- the flip report -----------------------------------------------------------------------------
+
+def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequence[str],
+          directions: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The documents that got worse against the baseline, per metric, with the run's prompt and output."""
+    out = []
+    for name in metrics:
+        sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0
+        for s, before in zip(samples, base_items.values[name]):
+            after = float(s[name])
+            if sign * (before - after) > 0:
+                record = {"metric": name, "doc_id": s["doc_id"], "key": base_items.keys[s["doc_id"]],
+                          "baseline": before, "candidate": after}
+                record.update({k: s[k] for k in ("prompt", "continuations", "loglikelihoods", "generation",
+                                                 "pred", "gold") if k in s})
+                out.append(record)
+    return out
+
+
+# -- rows for an updating run, and model-against-model ------------------------------------------
+
+def rows_for_changes(old: Thresholds, runs: Sequence[RunRecord], changes: Sequence[Any]) -> list[Check]:
+    """One row per metric of each updated (or refused) entry, with the old value as the baseline."""
+    by_task = {r.task_id: r for r in runs}
+    out = []
+    for ch in changes:
+        run = by_task[ch.task_id]
+        entry = old.entries.get(ch.task_id)
+        for name in run.gated:
+            base = entry.metrics[name].value if entry is not None and name in entry.metrics else None
+            score = run.metrics[name]
+            out.append(Check(run.model, run.baseline, run.task_id, name, ch.status, ch.detail, n=run.n, score=score,
+                             stderr=run.metrics.get(f"{name}_stderr"), base=base,
+                             delta=None if base is None else score - base))
+    return out
+
+
+@dataclass(frozen=True)
+class Pairwise:
+    """``--model A --model B``: B - A on the same documents, with a two-sided paired p-value."""
+
+    task_id: str
+    metric: str
+    model_a: str
+    model_b: str
+    n: int
+    a: float
+    b: float
+    delta: float
+    method: str
+    p: float
+
+
+def compare_models(a: RunRecord, b: RunRecord) -> list[Pairwise]:
+    if list(a.items.keys) != list(b.items.keys):
+        raise ValueError(f"{a.task_id}: {a.model} and {b.model} scored different documents")
+    out = []
+    for name in a.gated:
+        spec = metric_spec(name)
+        xa, xb = a.items.values[name], b.items.values[name]
+        if spec.items == "binary":
+            t = stats.mcnemar(xa, xb, direction=spec.direction, alternative="two-sided")
+        else:
+            t = stats.permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
+        out.append(Pairwise(a.task_id, name, a.model, b.model, a.n, a.metrics[name], b.metrics[name],
+                            b.metrics[name] - a.metrics[name], t.method, t.p_value))
+    return out

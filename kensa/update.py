@@ -1,0 +1,125 @@
+"""``--thresholds-update``: write a new version of a baseline's thresholds from a run.
+
+* A new entry is created; an entry whose scores rose (or stayed) is rewritten, keeping its
+  first ``anchor`` so ratchet drift stays visible.
+* A lower score is refused unless ``allow_lower``; then it is written and listed as lowered.
+* A stale entry (other task or prompt version, k, n or data) or one from another
+  environment is replaced: it measured something else, so nothing is being lowered.
+* Entries the run did not touch are kept as they are: a partial run never deletes anything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kensa import __version__
+from kensa.fingerprint import incomparable
+from kensa.gate import RunRecord, stale_reasons
+from kensa.metrics import metric_spec
+from kensa.thresholds import Entry, MetricBaseline, Thresholds, write_items, write_thresholds
+
+
+@dataclass(frozen=True)
+class Change:
+    baseline: str
+    task_id: str
+    status: str
+    """created, raised, unchanged, lowered, refused or replaced."""
+    detail: str = ""
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def git_sha(root: Path) -> str:
+    """The suite's commit, with ``-dirty`` when the work tree has changes; ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def _identity(run: RunRecord) -> dict[str, str]:
+    # The source path is machine-specific; the hashes say which weights were scored.
+    return {k: v for k, v in run.identity.items() if k != "source"}
+
+
+def entry_from_run(run: RunRecord, date: str, previous: Entry | None = None) -> Entry:
+    metrics = {}
+    for name in run.gated:
+        old = previous.metrics.get(name) if previous else None
+        spec = metric_spec(name)
+        value = run.metrics[name]
+        metrics[name] = MetricBaseline(
+            value=value, n=run.n, direction=spec.direction, rule="paired",
+            stderr=round(run.metrics.get(f"{name}_stderr", 0.0), 8),
+            anchor=old.anchor if old is not None and old.anchor is not None else value,
+            abs_floor=old.abs_floor if old else None, hard_limit=old.hard_limit if old else None)
+    return Entry(task_id=run.task_id, task=run.task, task_version=run.task_version,
+                 prompt_version=run.prompt_version, num_fewshot=run.num_fewshot, n=run.n,
+                 data_sha256=run.data_sha256, kind=run.kind, updated=date, metrics=metrics, limit=run.limit,
+                 fewshot_sha256=run.fewshot_sha256, items=f"{run.baseline}/{run.task_id}.jsonl",
+                 weights_sha256=run.identity.get("weights_sha256") or None,
+                 environment={k: v for k, v in run.environment.items()})
+
+
+def _lowered(old: Entry, run: RunRecord) -> list[str]:
+    out = []
+    for name in run.gated:
+        mb = old.metrics[name]
+        sign = 1.0 if mb.direction == "higher" else -1.0
+        if sign * (run.metrics[name] - mb.value) < 0:
+            out.append(f"{name} {mb.value:.4f} -> {run.metrics[name]:.4f}")
+    return out
+
+
+def apply_update(th: Thresholds, runs: Sequence[RunRecord], *, allow_lower: bool, provenance: Mapping[str, str],
+                 date: str | None = None) -> tuple[Thresholds, list[Change], list[RunRecord]]:
+    """The new thresholds, what changed, and the runs whose items must be written."""
+    date = date or now_utc()
+    entries = dict(th.entries)
+    changes, written = [], []
+    for run in sorted(runs, key=lambda r: r.task_id):
+        old = entries.get(run.task_id)
+        if old is None:
+            status, detail = "created", ""
+        elif stale_reasons(old, run) or incomparable(old.environment, run.environment):
+            status = "replaced"
+            detail = "; ".join(stale_reasons(old, run) + incomparable(old.environment, run.environment))
+        elif (lowered := _lowered(old, run)) and not allow_lower:
+            changes.append(Change(th.baseline, run.task_id, "refused",
+                                  f"{'; '.join(lowered)}: lowering needs --allow-lower"))
+            continue
+        elif lowered:
+            status, detail = "lowered", "; ".join(lowered)
+        elif any(run.metrics[m] != old.metrics[m].value for m in run.gated):
+            status, detail = "raised", "; ".join(f"{m} {old.metrics[m].value:.4f} -> {run.metrics[m]:.4f}"
+                                                 for m in run.gated if run.metrics[m] != old.metrics[m].value)
+        else:
+            status, detail = "unchanged", ""
+        previous = old if status in ("raised", "lowered", "unchanged") else None
+        entries[run.task_id] = entry_from_run(run, date, previous)
+        changes.append(Change(th.baseline, run.task_id, status, detail))
+        written.append(run)
+    if not written:
+        return th, changes, []
+    last = written[-1]
+    new = replace(th, entries=entries, model=_identity(last), environment=dict(last.environment),
+                  provenance={**provenance, "date": date, "kensa_version": __version__})
+    return new, changes, written
+
+
+def write_update(th: Thresholds, written: Sequence[RunRecord]) -> list[Path]:
+    """Write the items first and the TOML last, so a crash never leaves a file naming missing items."""
+    paths = [write_items(th.path.parent, th.entries[r.task_id].items, th.entries[r.task_id], r.items)
+             for r in written]
+    return [*paths, write_thresholds(th)]
