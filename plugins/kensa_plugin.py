@@ -1,14 +1,14 @@
-"""The pytest layer of kensa: options, markers, the model fixture, progress and the report.
+"""The pytest layer of kensa: options, markers, the model fixture and progress.
 
-It holds no evaluation logic; everything it calls lives in the ``kensa`` package. Under
+It holds no evaluation logic; everything it calls lives in the ``kensa`` package. The gate
+(``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
 pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
-the per-test summaries (sent as ``user_properties``) to write the results and the table.
+the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,10 @@ from kensa.errors import KensaError, ModelLoadError
 from kensa.options import RunConfig, build_run_config
 from kensa.tasks import all_tasks, tasks_in_suite
 
+pytest_plugins = ("plugins.gate", "plugins.reporting")
+
 CONFIG_KEY = pytest.StashKey[RunConfig]()
+FAMILY_KEY = pytest.StashKey[int]()
 SUMMARY_PROPERTY = "kensa_run"
 
 MARKERS = {
@@ -52,6 +55,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load each task's Hugging Face Hub dataset with `datasets` (needs network or cache)")
     group.addoption("--results-dir", dest="kensa_results_dir", default="results", metavar="DIR",
                     help="where results.json, samples_*.jsonl and summary.md go (default: results)")
+    group.addoption("--baseline", action="append", default=[], dest="kensa_baselines", metavar="NAME",
+                    help="gate against thresholds/NAME.toml (default: the model's slug); once for all models "
+                         "or once per --model")
+    group.addoption("--thresholds-dir", dest="kensa_thresholds_dir", default="thresholds", metavar="DIR",
+                    help="where NAME.toml and its per-item outcomes live (default: thresholds/ under the rootdir)")
+    group.addoption("--thresholds-update", action="store_true", dest="kensa_thresholds_update",
+                    help="write the run's scores as the baseline's new thresholds (the run ends with exit 1: "
+                         "review and commit)")
+    group.addoption("--allow-lower", action="store_true", dest="kensa_allow_lower",
+                    help="with --thresholds-update: allow an entry to be lowered (listed in the summary)")
+    group.addoption("--gate", dest="kensa_gate", default="on", metavar="on|off",
+                    help="off: score without comparing to thresholds (exploration only; the summary says so)")
+    group.addoption("--alpha", dest="kensa_alpha", default="0.05", metavar="A",
+                    help="family-wise false-alarm rate of the gate, Holm-corrected over the session (default 0.05)")
+    group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
+                    help="compare against a baseline measured with another backend, dtype, device or "
+                         "torch/transformers minor version instead of failing as incomparable")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,22 +84,25 @@ def pytest_configure(config: pytest.Config) -> None:
             num_fewshot=opt.kensa_num_fewshot, limit=opt.kensa_limit, device=opt.kensa_device,
             data_dir=opt.kensa_data_dir, data_from_hub=opt.kensa_data_from_hub,
             results_dir=opt.kensa_results_dir, tasks=all_tasks(),
+            gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
+                      update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
+                      accept_env_change=opt.kensa_accept_env_change),
         )
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
-    if not Path(run_config.results_dir).is_absolute():
-        run_config = _with_results_dir(run_config, Path(config.invocation_params.dir) / run_config.results_dir)
+    from kensa.options import replace
+
+    if not run_config.results_dir.is_absolute():
+        run_config = replace(run_config, results_dir=Path(config.invocation_params.dir) / run_config.results_dir)
+    if not run_config.gate.directory.is_absolute():
+        # Thresholds are committed with the suite: relative to the rootdir, wherever pytest starts.
+        run_config = replace(run_config, gate=replace(run_config.gate,
+                                                      directory=config.rootpath / run_config.gate.directory))
     config.stash[CONFIG_KEY] = run_config
+    config.stash[FAMILY_KEY] = 0
     if config.option.collectonly and hasattr(config.option, "warn_unused_snapshots"):
         # A collect-only run uses no snapshot; syrupy would call them all unused and fail.
         config.option.warn_unused_snapshots = True
-    config.pluginmanager.register(ScoreCollector(config), "kensa-scores")
-
-
-def _with_results_dir(run_config: RunConfig, path: Path) -> RunConfig:
-    from kensa.options import replace
-
-    return replace(run_config, results_dir=path)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -95,6 +118,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         (f"kensa: prompt versions: {d['prompt_versions']}; num-fewshot: {d['num_fewshot']}; "
          f"limit: {d['limit']}; device: {d['device']}"),
         f"kensa: data: {d['data']}; results: {d['results_dir']}",
+        (f"kensa: gate: {d['gate']}; baselines: {', '.join(d['baselines']) or '-'} in {rc.gate.directory}; "
+         f"alpha: {d['alpha']}" if rc.gate.enabled else "kensa: gate: OFF (--gate off): nothing is gated"),
     ]
 
 
@@ -116,6 +141,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: only the selected tests matter
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    # m, the number of metrics this session gates: Holm's first step and the MDE need it at test time.
+    # Every xdist worker collects the same items, so every worker knows the same m.
+    config.stash[FAMILY_KEY] = sum(len(item.callspec.params["task_variant"].task.metrics) for item in items
+                                   if "kensa_model" in getattr(item, "fixturenames", ())
+                                   and "task_variant" in getattr(getattr(item, "callspec", None), "params", {}))
     if config.option.collectonly or config.stash[CONFIG_KEY].models:
         return
     if any("kensa_model" in getattr(item, "fixturenames", ()) for item in items):
@@ -177,9 +207,13 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         progress.finish()
         out_dir = kensa_config.results_dir / lm.spec.slug
         write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
-        summary = result.summary()
+        from kensa.fingerprint import environment
+
+        summary = result.summary(gated=variant.task.metrics)
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
-                       model_args=lm.spec.args.as_harness_string(lm.spec.source))
+                       model_args=lm.spec.args.as_harness_string(lm.spec.source),
+                       baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
+                       identity=lm.info.get("identity", {}))
         request.node.user_properties.append((SUMMARY_PROPERTY, summary))
         return result
 
@@ -220,46 +254,3 @@ class ProgressLine:
                 self.reporter.write_line(text)
         else:
             self.reporter.write_line(text)
-
-
-class ScoreCollector:
-    """Gathers the per-test summaries (from xdist workers too) and writes the session's results."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.runs: list[dict[str, Any]] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # On the controller this sees every worker's reports, with their user_properties.
-        if report.when == "call":
-            self.runs += [value for name, value in report.user_properties if name == SUMMARY_PROPERTY]
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if hasattr(self.config, "workerinput") or not self.runs:
-            return
-        from kensa.report import (
-            format_table,
-            harness_results,
-            markdown_table,
-            summary_rows,
-            write_results,
-        )
-
-        rc = self.config.stash[CONFIG_KEY]
-        by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for summary in self.runs:
-            by_model[summary["model_slug"]].append(summary)
-        rows, written = [], []
-        for slug, runs in by_model.items():
-            runs.sort(key=lambda r: r["task_id"])
-            doc = harness_results(runs[0]["model"], runs, model_args=runs[0]["model_args"],
-                                  model_info=runs[0]["model_info"], run_config=rc.describe())
-            written.append(write_results(rc.results_dir / slug / "results.json", doc))
-            rows += summary_rows(runs[0]["model"], runs)
-        (rc.results_dir / "summary.md").write_text(markdown_table(rows), encoding="utf-8")
-        terminalreporter.section("kensa scores")
-        for line in format_table(rows):
-            terminalreporter.write_line(line)
-        for path in written:
-            terminalreporter.write_line(f"results: {path}")
-        terminalreporter.write_line(f"samples: {rc.results_dir}/<model>/samples_<task-id>.jsonl")

@@ -30,10 +30,11 @@ def suite(pytester, monkeypatch, tiny_neox, tiny_llama):
     return pytester
 
 
-def run(pytester, *args):
-    """In-process for speed; xdist runs in a subprocess, as users run it."""
+def run(pytester, *args, gate: str = "off"):
+    """In-process for speed; xdist runs in a subprocess, as users run it. The gate is off here
+    (these tests are about scoring and options); tests/test_gate_plugin.py tests the gate."""
     runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest
-    return runner("-p", "plugins.kensa_plugin", "--strict-markers", *args)
+    return runner("-p", "plugins.kensa_plugin", "--strict-markers", "--gate", gate, *args)
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -42,7 +43,8 @@ def test_suite_writes_results_samples_and_table(suite, xdist):
     result = run(suite, "-m", "gpu", "--model", "tiny", "--limit", "3", "--prompt-version", "0.3,0.6",
                  "--results-dir", str(out), *xdist)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*kensa scores*", "*tiny*jcommonsenseqa-1.1-0.3*3*", "*tiny*jcommonsenseqa-1.1-0.6*"])
+    result.stdout.fnmatch_lines(["*kensa scores*", "kensa gate: OFF (--gate off): nothing was gated*",
+                                 "*tiny*jcommonsenseqa-1.1-0.3*acc *3*", "*tiny*jcommonsenseqa-1.1-0.6*acc_norm*"])
     doc = json.loads((out / "tiny" / "results.json").read_text(encoding="utf-8"))
     assert set(doc) >= {"results", "versions", "config"}
     assert set(doc["results"]) == {"jcommonsenseqa-1.1-0.3", "jcommonsenseqa-1.1-0.6"}
@@ -55,7 +57,8 @@ def test_suite_writes_results_samples_and_table(suite, xdist):
         sample = json.loads(line)
         assert SAMPLE_KEYS <= set(sample)
         assert sample["prompt"].endswith("### 応答:\n") and len(sample["loglikelihoods"]) == 5
-    assert (out / "summary.md").read_text(encoding="utf-8").startswith("| model | task |")
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("**kensa gate: OFF") and "| model | task | metric |" in summary
 
 
 def test_serial_and_xdist_give_the_same_scores(suite):

@@ -1,0 +1,227 @@
+"""The gate in the pytest layer: the per-test ``kensa_gate`` fixture and the session's verdict.
+
+Per test (on whichever process runs it): before the model scores anything, a missing, stale or
+incomparable threshold entry is an error; after scoring, the test fails on what it can decide
+alone (see ``kensa.gate.fails_now``) and sends its rows to the controller. On the controller,
+at the end of the session: Holm over every row, the exit status, the updated threshold files
+(``--thresholds-update``) and the JUnit properties. All statistics live in ``kensa.gate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kensa.errors import KensaError
+from kensa.gate import BaselineStore, Check, GateSettings, RunRecord, compare, fails_now, finalize, flips, precheck
+from kensa.thresholds import Items, ThresholdsError
+from plugins.kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
+
+GATE_PROPERTY = "kensa_gate"
+STORE_KEY = pytest.StashKey[BaselineStore]()
+SESSION_KEY = pytest.StashKey["GateSession"]()
+
+
+def _store(config: pytest.Config) -> BaselineStore:
+    if STORE_KEY not in config.stash:
+        from kensa.tasks import all_tasks
+
+        known = {v.task_id: t.metrics for t in all_tasks() for v in t.variants()}
+        config.stash[STORE_KEY] = BaselineStore(config.stash[CONFIG_KEY].gate.directory, known)
+    return config.stash[STORE_KEY]
+
+
+def update_command(config: pytest.Config) -> str:
+    """This session's command line turned into the one that writes the thresholds (a template)."""
+    args, skip = [], False
+    for arg in config.invocation_params.args:
+        if skip:
+            skip = False
+        elif arg == "--baseline":
+            skip = True
+        elif not arg.startswith(("--baseline=", "--thresholds-update", "--allow-lower", "--accept-env-change")):
+            args.append(arg.replace("{", "{{").replace("}", "}}"))
+    return " ".join(["pytest", *args, "--baseline {baseline} --thresholds-update"])
+
+
+def _settings(config: pytest.Config) -> GateSettings:
+    rc = config.stash[CONFIG_KEY]
+    return GateSettings(alpha=rc.gate.alpha, family_size=config.stash.get(FAMILY_KEY, 0),
+                        accept_env_change=rc.gate.accept_env_change, update_command=update_command(config))
+
+
+def _table(rows: list[Check]) -> str:
+    from kensa.report import gate_lines
+
+    return "\n".join(gate_lines(rows))
+
+
+class TestGate:
+    """One test's view of the gate: ``check(run)`` after scoring."""
+
+    __test__ = False  # not a test class, whatever its name says
+
+    def __init__(self, request: pytest.FixtureRequest, variant: Any, lm: Any, datasets: Any):
+        self.request = request
+        self.config = request.config
+        self.rc = self.config.stash[CONFIG_KEY]
+        self.lm = lm
+        self.variant = variant
+        self.entry = None
+        self.active = self.rc.gate.enabled and not self.rc.gate.update
+        if self.active:
+            self._precheck(datasets)
+
+    def _send(self, rows: list[Check]) -> None:
+        self.request.node.user_properties.append((GATE_PROPERTY, [r.to_dict() for r in rows]))
+
+    def _precheck(self, datasets: Any) -> None:
+        """Fail before any scoring when there is nothing valid to compare with."""
+        from kensa.fingerprint import environment
+        from kensa.sampling import resolve_limit
+
+        eval_split, pool = datasets(self.variant.task)
+        task = self.variant.task
+        record = RunRecord(
+            model=self.lm.name, baseline=self.rc.baseline_for(self.lm.spec), task_id=self.variant.task_id,
+            task=task.name, task_version=task.version, prompt_version=self.variant.template.version,
+            num_fewshot=self.rc.fewshot_for(task), limit=self.rc.limit,
+            n=resolve_limit(self.rc.limit, len(eval_split.rows)), data_sha256=eval_split.sha256 or "",
+            fewshot_sha256=pool.sha256 if pool is not None else None, kind=task.kind, metrics={},
+            gated=tuple(task.metrics), items=Items([], {}), environment=environment(self.lm.info),
+            identity=self.lm.info.get("identity", {}))
+        self.entry, rows = precheck(_store(self.config), record, _settings(self.config))
+        if rows:
+            self._send(rows)
+            pytest.fail(f"kensa gate: {rows[0].message}", pytrace=False)
+
+    def check(self, run: Any) -> None:
+        """Compare the scored run with its entry; fail on what this test can decide alone."""
+        if not self.active:
+            return
+        summary = next(v for k, v in reversed(self.request.node.user_properties) if k == SUMMARY_PROPERTY)
+        record = RunRecord.from_summary(summary)
+        store = _store(self.config)
+        th = store.get(record.baseline)
+        try:
+            items = store.items(th, self.entry)
+        except ThresholdsError as exc:
+            rows = [Check(record.model, record.baseline, record.task_id, m, "error", str(exc)) for m in record.gated]
+            self._send(rows)
+            pytest.fail(f"kensa gate: {exc}", pytrace=False)
+        rows = compare(self.entry, items, record, _settings(self.config), th.path)
+        if items is not None:
+            from kensa.metrics import metric_spec
+            from kensa.report import write_samples
+
+            worse = flips(items, run.samples, record.gated, {m: metric_spec(m).direction for m in record.gated})
+            path = self.rc.results_dir / self.lm.spec.slug / f"flips_{record.task_id}.jsonl"
+            if worse:
+                write_samples(path, worse)
+                for r in rows:
+                    r.details["flip_report"] = str(path)
+            elif path.exists():
+                path.unlink()  # an old report would describe another run
+        self._send(rows)
+        failing = fails_now(rows, _settings(self.config))
+        if failing:
+            where = rows[0].details.get("flip_report")
+            pytest.fail("kensa gate: the score dropped against the baseline\n" + _table(failing)
+                        + (f"\ndocuments that got worse: {where}" if where else ""), pytrace=False)
+
+
+@pytest.fixture
+def kensa_gate(request: pytest.FixtureRequest, task_variant, kensa_model, kensa_datasets) -> TestGate:
+    """The gate for this test's task variant and model (errors before scoring when there is no valid entry)."""
+    return TestGate(request, task_variant, kensa_model, kensa_datasets)
+
+
+class GateSession:
+    """On the controller: every test's summary and gate rows, then the session's verdict."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.summaries: list[dict[str, Any]] = []
+        self.failed_tasks: set[tuple[str, str]] = set()
+        self.rows: list[Check] = []
+        self.changes: list[Any] = []
+        self.written: list[str] = []
+        self.notes: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # On the controller this sees every worker's reports, with their user_properties.
+        if hasattr(self.config, "workerinput"):
+            return  # a worker forwards its reports untouched
+        for name, value in report.user_properties:
+            if name == GATE_PROPERTY and report.when in ("setup", "call"):
+                self.rows += [Check.from_dict(r) for r in value]
+            elif name == SUMMARY_PROPERTY and report.when == "call":
+                self.summaries.append(value)
+                if report.failed:
+                    self.failed_tasks.add((value["model"], value["task_id"]))
+        # They are transport, not results: the final rows go to JUnit as global properties.
+        report.user_properties = [(k, v) for k, v in report.user_properties if k not in (GATE_PROPERTY,
+                                                                                          SUMMARY_PROPERTY)]
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file and the terminal summary
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        gate = self.config.stash[CONFIG_KEY].gate
+        try:
+            if gate.update:
+                self._update()
+            elif gate.enabled:
+                self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha)
+        except KensaError as exc:
+            self.notes.append(f"kensa: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        must_fail = (gate.update and self.summaries) or any(r.failed for r in self.rows)
+        if must_fail and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._junit_properties()
+
+    def _update(self) -> None:
+        from kensa.gate import rows_for_changes
+        from kensa.thresholds import Thresholds
+        from kensa.update import apply_update, git_sha, write_update
+
+        rc = self.config.stash[CONFIG_KEY]
+        store = _store(self.config)
+        records = [RunRecord.from_summary(s) for s in self.summaries]
+        good = [r for r in records if (r.model, r.task_id) not in self.failed_tasks]
+        self.notes += [f"kensa: not written: {r.model} {r.task_id} (its test failed)" for r in records
+                       if r not in good]
+        params = self.config.invocation_params
+        provenance = {"command": " ".join(["pytest", *params.args]), "git_sha": git_sha(self.config.rootpath)}
+        for baseline in sorted({r.baseline for r in good}):
+            runs = [r for r in good if r.baseline == baseline]
+            th = store.get(baseline) or Thresholds(path=store.path(baseline), baseline=baseline)
+            new, changes, written = apply_update(th, runs, allow_lower=rc.gate.allow_lower, provenance=provenance)
+            if written:
+                self.written += [str(p) for p in write_update(new, written)]
+            self.changes += changes
+            self.rows += rows_for_changes(th, runs, changes)
+        if self.written:
+            self.notes.append(f"kensa: thresholds updated: review and commit {rc.gate.directory} "
+                              f"({len(self.written)} files); this run ends with exit code 1 until then")
+
+    def _junit_properties(self) -> None:
+        from _pytest.junitxml import xml_key  # the documented LogXML lives here; no public accessor
+
+        from kensa.report import junit_properties
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is None:
+            return
+        for name, value in junit_properties(self.rows, self.config.stash[CONFIG_KEY].gate):
+            xml.add_global_property(name, value)
+
+
+@pytest.hookimpl(trylast=True)  # after kensa_plugin has put the run config in the stash
+def pytest_configure(config: pytest.Config) -> None:
+    session = GateSession(config)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "kensa-gate-session")

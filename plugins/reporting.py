@@ -1,0 +1,110 @@
+"""The session's report, written on the controller once the gate has decided.
+
+* ``<results-dir>/<model>/results.json`` in the harness's shape, with the gate rows under ``kensa.gate``;
+* ``<results-dir>/summary.md``: the headline, the table and its notes, ready for a pull-request comment;
+* the same table in the terminal, then model-against-model deltas when several models ran.
+
+Everything is formatted by ``kensa.report``; this module only decides what goes where.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from plugins.gate import SESSION_KEY
+from plugins.kensa_plugin import CONFIG_KEY
+
+
+def _ungated_rows(summaries: list[dict[str, Any]], status: str) -> list[Any]:
+    from kensa.gate import Check
+
+    return [Check(s["model"], s["baseline"], s["task_id"], m, status, n=s["n"], score=s["metrics"][m],
+                  stderr=s["metrics"].get(f"{m}_stderr")) for s in summaries for m in s["gated"]]
+
+
+def _pairwise(summaries: list[dict[str, Any]], models: list[str]) -> tuple[list[Any], list[str]]:
+    """Each later model against the first, task by task, on the same documents."""
+    from kensa.gate import RunRecord, compare_models
+
+    if len(models) < 2:
+        return [], []
+    by_key = {(s["model"], s["task_id"]): RunRecord.from_summary(s) for s in summaries}
+    pairs, notes = [], []
+    for task_id in sorted({s["task_id"] for s in summaries}):
+        first = by_key.get((models[0], task_id))
+        for other in models[1:]:
+            b = by_key.get((other, task_id))
+            if first is None or b is None:
+                continue
+            try:
+                pairs += compare_models(first, b)
+            except ValueError as exc:
+                notes.append(str(exc))
+    return pairs, notes
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or SESSION_KEY not in config.stash:
+        return
+    from kensa.report import (
+        PAIRWISE_COLUMNS,
+        format_table,
+        gate_headline,
+        gate_lines,
+        gate_markdown,
+        harness_results,
+        pairwise_rows,
+        write_results,
+    )
+
+    session = config.stash[SESSION_KEY]
+    rc = config.stash[CONFIG_KEY]
+    if not session.summaries and not session.rows:
+        return
+    gate = rc.gate
+    rows = list(session.rows)
+    if not gate.enabled:
+        rows = _ungated_rows(session.summaries, "not gated")
+    else:
+        seen = {(r.model, r.task_id) for r in rows}
+        rows += _ungated_rows([s for s in session.summaries if (s["model"], s["task_id"]) not in seen],
+                              "not compared (test failed)")
+    headline = gate_headline(rows, gate)
+    pairs, pair_notes = _pairwise(session.summaries, [m.name for m in rc.models])
+    notes = session.notes + pair_notes
+
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for summary in session.summaries:
+        by_model[summary["model_slug"]].append(summary)
+    written = []
+    for slug, runs in sorted(by_model.items()):
+        runs.sort(key=lambda r: r["task_id"])
+        model = runs[0]["model"]
+        doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
+                              run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model])
+        written.append(write_results(rc.results_dir / slug / "results.json", doc))
+    rc.results_dir.mkdir(parents=True, exist_ok=True)
+    (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, notes, pairs), encoding="utf-8")
+
+    tr = terminalreporter
+    tr.section("kensa scores")
+    tr.write_line(headline, bold=True, red=any(r.failed for r in rows), green=not any(r.failed for r in rows))
+    for line in gate_lines(rows):
+        tr.write_line(line)
+    if pairs:
+        tr.write_line("")
+        tr.write_line("model against model (paired, two-sided):")
+        for line in format_table(pairwise_rows(pairs), PAIRWISE_COLUMNS):
+            tr.write_line(line)
+    for note in notes:
+        tr.write_line(note, yellow=True)
+    for path in written:
+        tr.write_line(f"results: {path}")
+    tr.write_line(f"summary: {rc.results_dir / 'summary.md'}")
+    if session.written:
+        for path in session.written:
+            tr.write_line(f"wrote: {path}")
