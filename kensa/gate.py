@@ -12,8 +12,9 @@ The verdict is paired and one-sided (thresholds/README.md explains each rule):
 
 A test cannot know the other tests' p-values, so :func:`fails_now` applies Holm's first step
 (p * m < alpha, with m the session's family size): any metric it fails, Holm fails too. The
-controller's :func:`finalize` then runs the full step-down, which can add failures only to a
-run that already has one.
+controller's :func:`finalize` then runs the full step-down, which can fail more rows: ones
+whose tests passed (Holm's later steps are more lenient than the first, and skipped tests make
+the family smaller than m). The session then fails too, and the report says which rows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from kensa import stats
 from kensa.fingerprint import incomparable
-from kensa.metrics import metric_spec
+from kensa.metrics import METRICS, metric_spec
 from kensa.thresholds import Entry, Items, Thresholds, ThresholdsError, load_items, load_thresholds, thresholds_path
 
 # Defaults, each explained in thresholds/README.md (numbers from shared/research/gating.md).
@@ -38,6 +39,9 @@ GPU_FLOOR_POINTS = {"multiple_choice": 0.5, "generation": 1.0}
 PLANNING_DISCORDANCE = 0.10
 """Share of docs a real regression flips, assumed for the MDE when the run flips fewer."""
 SEED = 20240601
+EPS = 1e-9
+"""Slack, relative to the metric's scale, when comparing a drop with a limit: 0.70 - 0.65 is
+0.04999999999999993 in floating point, and a 5-point drop must meet a 5-point limit."""
 
 FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error")
 
@@ -164,9 +168,11 @@ def stale_reasons(entry: Entry, run: RunRecord) -> list[str]:
     pairs = [("task version", entry.task_version, run.task_version),
              ("prompt version", entry.prompt_version, run.prompt_version),
              ("num_fewshot", entry.num_fewshot, run.num_fewshot), ("limit", entry.limit, run.limit),
-             ("n", entry.n, run.n), ("eval data sha256", entry.data_sha256[:12], run.data_sha256[:12]),
-             ("few-shot pool sha256", (entry.fewshot_sha256 or "")[:12], (run.fewshot_sha256 or "")[:12])]
-    out = [f"{name} {a} -> {b}" for name, a, b in pairs if a != b]
+             ("n", entry.n, run.n), ("eval data sha256", entry.data_sha256, run.data_sha256),
+             ("few-shot pool sha256", entry.fewshot_sha256 or "", run.fewshot_sha256 or "")]
+    # Hashes are compared whole and shown by their first 12 characters.
+    out = [f"{name} {str(a)[:12] if 'sha' in name else a} -> {str(b)[:12] if 'sha' in name else b}"
+           for name, a, b in pairs if a != b]
     missing = [m for m in run.gated if m not in entry.metrics]
     if missing:
         out.append(f"no baseline for metric(s) {', '.join(missing)}")
@@ -283,11 +289,12 @@ def _verdict(c: Check, alpha: float, p_adjusted: float | None) -> Check:
     if c.p is None:
         return c
     assert c.drop is not None and c.abs_floor is not None and c.hard_limit is not None
-    if c.n is not None and c.n >= HARD_LIMIT_MIN_N and c.drop >= c.hard_limit:
+    slack = EPS * metric_spec(c.metric).scale if c.metric in METRICS else EPS
+    if c.n is not None and c.n >= HARD_LIMIT_MIN_N and c.drop >= c.hard_limit - slack:
         status = "fail (hard limit)"
-    elif p_adjusted is not None and p_adjusted < alpha and c.drop >= c.abs_floor:
+    elif p_adjusted is not None and p_adjusted < alpha and c.drop >= c.abs_floor - slack:
         status = "fail"
-    elif -c.drop >= c.abs_floor and c.p_gain is not None and c.p_gain < alpha:
+    elif -c.drop >= c.abs_floor - slack and c.p_gain is not None and c.p_gain < alpha:
         status = "raise baseline"
     elif c.mde is not None and c.mde > 2 * c.abs_floor:
         status = "underpowered"
@@ -305,7 +312,8 @@ def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
             if c.failed:
                 out.append(c)
             continue
-        decided = _verdict(c, settings.alpha, min(1.0, c.p * m))
+        bound = min(1.0, c.p * m)  # an upper bound on the Holm-adjusted p
+        decided = _verdict(replace(c, p_holm=bound), settings.alpha, bound)
         if decided.failed:
             out.append(decided)
     return out

@@ -170,9 +170,6 @@ def load_thresholds(path: Path, baseline: str, known: Mapping[str, Sequence[str]
         raise ThresholdsError(path, None, f"malformed TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ThresholdsError(path, None, f"not UTF-8: {exc}") from None
-    for key in doc:
-        if key not in TOP_KEYS:
-            raise ThresholdsError(path, key, f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
     version = doc.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ThresholdsError(path, "schema_version", f"missing or not an integer: {version!r}")
@@ -181,6 +178,9 @@ def load_thresholds(path: Path, baseline: str, known: Mapping[str, Sequence[str]
                                                       "upgrade kensa")
     if version < 1:
         raise ThresholdsError(path, "schema_version", f"{version} is not a valid version")
+    for key in doc:  # after the version: a newer schema's new keys say "upgrade", not "unknown key"
+        if key not in TOP_KEYS:
+            raise ThresholdsError(path, key, f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
     if doc.get("baseline") != baseline:
         raise ThresholdsError(path, "baseline", f"{doc.get('baseline')!r} does not match the file name "
                                                 f"(expected {baseline!r})")
@@ -266,6 +266,7 @@ def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; these are committed and shared
     os.replace(tmp, path)
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -53,17 +54,23 @@ def _identity(run: RunRecord) -> dict[str, str]:
     return {k: v for k, v in run.identity.items() if k != "source"}
 
 
-def entry_from_run(run: RunRecord, date: str, previous: Entry | None = None) -> Entry:
+def entry_from_run(run: RunRecord, date: str, previous: Entry | None = None, *, keep_anchor: bool = True) -> Entry:
+    """An entry for ``run``. Reviewed overrides (abs_floor, hard_limit) survive; so does the anchor
+    (the first value ever recorded) unless the old entry measured something else."""
     metrics = {}
     for name in run.gated:
         old = previous.metrics.get(name) if previous else None
         spec = metric_spec(name)
         value = run.metrics[name]
+        stderr = run.metrics.get(f"{name}_stderr")
+        anchor = value
+        if old is not None and keep_anchor:
+            anchor = old.anchor if old.anchor is not None else old.value
         metrics[name] = MetricBaseline(
             value=value, n=run.n, direction=spec.direction, rule="paired",
-            stderr=round(run.metrics.get(f"{name}_stderr", 0.0), 8),
-            anchor=old.anchor if old is not None and old.anchor is not None else value,
-            abs_floor=old.abs_floor if old else None, hard_limit=old.hard_limit if old else None)
+            # One document has no stderr (NaN); TOML could hold nan, but the reader rightly refuses it.
+            stderr=round(stderr, 8) if stderr is not None and math.isfinite(stderr) else None,
+            anchor=anchor, abs_floor=old.abs_floor if old else None, hard_limit=old.hard_limit if old else None)
     return Entry(task_id=run.task_id, task=run.task, task_version=run.task_version,
                  prompt_version=run.prompt_version, num_fewshot=run.num_fewshot, n=run.n,
                  data_sha256=run.data_sha256, kind=run.kind, updated=date, metrics=metrics, limit=run.limit,
@@ -106,8 +113,10 @@ def apply_update(th: Thresholds, runs: Sequence[RunRecord], *, allow_lower: bool
                                                  for m in run.gated if run.metrics[m] != old.metrics[m].value)
         else:
             status, detail = "unchanged", ""
-        previous = old if status in ("raised", "lowered", "unchanged") else None
-        entries[run.task_id] = entry_from_run(run, date, previous)
+        if status == "replaced" and old is not None and any(
+                m.abs_floor is not None or m.hard_limit is not None for m in old.metrics.values()):
+            detail += "; its abs_floor/hard_limit overrides are kept: check they still fit"
+        entries[run.task_id] = entry_from_run(run, date, old, keep_anchor=status != "replaced")
         changes.append(Change(th.baseline, run.task_id, status, detail))
         written.append(run)
     if not written:

@@ -70,8 +70,8 @@ def test_first_run_without_thresholds_is_an_error_naming_the_command(gated):
     result.assert_outcomes(errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "*kensa gate: no thresholds file */th/tiny-neox.toml; create it with "
-        "`pytest * --baseline tiny-neox --thresholds-update`*"])
+        ("*kensa gate: no thresholds file */th/tiny-neox.toml; create it with "
+        "`pytest * --baseline tiny-neox --thresholds-update`*")])
 
 
 def test_update_exits_1_for_review_then_the_next_run_passes(gated):
@@ -161,8 +161,8 @@ def test_another_environment_is_incomparable_unless_accepted(gated):
     write_toml(gated, doc)
     result = run(gated, *FAST)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*measured in another environment (dtype bfloat16 -> float32; "
-                                 "transformers 4.57.1 -> *)*--accept-env-change*"])
+    result.stdout.fnmatch_lines([("*measured in another environment (dtype bfloat16 -> float32; "
+                                 "transformers 4.57.1 -> *)*--accept-env-change*")])
     accepted = run(gated, *FAST, "--accept-env-change")
     accepted.assert_outcomes(passed=1)
     accepted.stdout.fnmatch_lines(["*compared under --accept-env-change*"])
@@ -215,3 +215,13 @@ def test_xdist_reports_exactly_what_a_serial_run_reports(gated):
     assert serial[2] == parallel[2] and len(serial[2]) == 1 + 6  # JUnit: headline + one property per row
     assert serial[3] == parallel[3]  # results JSON gate rows
     assert serial[4] == parallel[4]  # terminal table rows
+
+
+def test_two_models_print_b_minus_a_with_a_paired_p_value(gated, tiny_llama):
+    result = run(gated, "--model", "tiny", "--model", "tiny-llama", "--limit", "12", "--prompt-version", "0.3",
+                 "--gate", "off")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["model against model (paired, two-sided):",
+                                 "task*metric*n*A*B*A score*B score*B − A*p (two-sided)*test*",
+                                 f"{TASK}*acc *12*tiny*tiny-llama*mcnemar-exact*"])
+    assert "Model against model (paired, two-sided):" in (gated.path / "out" / "summary.md").read_text()
