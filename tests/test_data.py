@@ -226,7 +226,7 @@ def test_task_load_with_empty_dir_is_an_error(tmp_path):
 
 def test_fixtures_load_and_pass_checks():
     eval_split, pool = TASK.load(DataSource.fixtures())
-    assert len(eval_split.rows) == 12 and len(pool.rows) == 10
+    assert len(eval_split.rows) == 40 and len(pool.rows) == 20
     assert eval_split.source.endswith("fixtures/jglue/jcommonsenseqa/valid-v1.3.json")
     assert pool.source.endswith("fixtures/jglue/jcommonsenseqa/train-v1.3.json")
     assert {r["label"] for r in eval_split.rows} == {0, 1, 2, 3, 4}

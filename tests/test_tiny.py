@@ -66,3 +66,108 @@ def test_cli_writes_a_model_directory_and_refuses_a_full_one(tmp_path):
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model"} <= {p.name for p in out.iterdir()}
     again = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+# --- tiny-trained and damaged copies ----------------------------------------------------------
+
+
+def test_training_examples_cover_every_task_variant():
+    from kensa.data import DataSource
+    from kensa.evaluate import prepare
+    from kensa.models.tiny_train import training_examples
+    from kensa.tasks import all_tasks
+
+    examples = training_examples()
+    for task in all_tasks():
+        eval_split, pool = task.load(DataSource.fixtures())
+        for variant in task.variants():
+            docs = prepare(variant, eval_split, pool, task.num_fewshot, None)
+            mine = [(e.context, e.continuation) for e in examples if e.task_id == variant.task_id]
+            assert mine == [(d.prompt, d.continuations[d.gold]) for d in docs], variant.task_id
+    assert len(examples) == sum(len(t.variants()) * len(t.load(DataSource.fixtures())[0].rows) for t in all_tasks())
+
+
+def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
+    import kensa.tasks
+    from kensa.errors import KensaError
+    from kensa.models.tiny_train import training_examples
+
+    class GenerationTask:
+        name, kind = "jsquad", "generation"
+
+    monkeypatch.setattr(kensa.tasks, "all_tasks", lambda: [GenerationTask()])
+    with pytest.raises(KensaError, match="jsquad.*generation.*training_examples"):
+        training_examples()
+
+
+def test_cache_key_follows_the_training_text(monkeypatch):
+    from kensa.models import tiny_train
+
+    recipe, spm_dir = tiny.MODELS["tiny-trained"], tiny.build_spm()
+    key, examples = tiny._model_key(recipe, spm_dir)
+    edited = [tiny_train.TrainingExample(examples[0].task_id, examples[0].context + "。", examples[0].continuation),
+              *examples[1:]]
+    monkeypatch.setattr(tiny_train, "training_examples", lambda: edited)
+    assert tiny._digest(tiny._model_key(recipe, spm_dir)[0]) != tiny._digest(key)
+    # The untrained models' keys carry no training fields.
+    assert "train" not in tiny._model_key(tiny.MODELS["tiny-llama"], spm_dir)[0]["model"]
+
+
+def test_training_is_deterministic_and_restores_torch_settings(tmp_path):
+    """Two builds of a 3-step recipe in separate caches give the same bytes (the full recipe does
+    too, but two builds of it would cost half a minute)."""
+    import dataclasses
+    import shutil
+
+    import torch
+
+    spm_dir = tiny.build_spm()
+    full = tiny.MODELS["tiny-trained"]
+    short = dataclasses.replace(full, train=dataclasses.replace(full.train, steps=3))
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    built = []
+    for name in ("a", "b"):
+        shutil.copytree(spm_dir, tmp_path / name / "tiny" / spm_dir.name)  # no tokenizer retraining
+        built.append(tiny._build_model(short, root=tmp_path / name))
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
+    assert built[0].name == built[1].name
+    assert sha(built[0] / "model.safetensors") == sha(built[1] / "model.safetensors")
+
+
+def test_tiny_trained_loads_and_scores_far_above_chance():
+    from kensa.data import DataSource
+    from kensa.evaluate import evaluate_multiple_choice
+    from kensa.tasks import get_task
+    from tests.helpers import load_tiny
+
+    path = tiny.build_model("tiny-trained")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model"} <= {p.name for p in path.iterdir()}
+    lm = load_tiny("tiny-trained")
+    try:
+        task = get_task("jcommonsenseqa")
+        eval_split, pool = task.load(DataSource.fixtures())
+        variant = task.variants()[0]
+        run = evaluate_multiple_choice(variant, lm, eval_split, pool, task.num_fewshot)
+    finally:
+        lm.close()
+    assert run.metrics["acc"] >= 0.8, run.metrics
+
+
+def test_perturb_weights_is_seeded_and_leaves_the_source_alone(tmp_path):
+    from safetensors.torch import load_file
+
+    src = tiny.build_model("tiny-trained")
+    before = {p.name: sha(p) for p in src.iterdir() if p.is_file()}
+    a = tiny.perturb_weights(src, tmp_path / "a", scale=0.5, seed=0)
+    b = tiny.perturb_weights(src, tmp_path / "b", scale=0.5, seed=0)
+    c = tiny.perturb_weights(src, tmp_path / "c", scale=0.5, seed=1)
+    assert {p.name: sha(p) for p in src.iterdir() if p.is_file()} == before
+    assert sha(a / "model.safetensors") == sha(b / "model.safetensors") != sha(c / "model.safetensors")
+    for name in ("config.json", "tokenizer.json", "tokenizer.model"):
+        assert sha(a / name) == before[name]
+    original, damaged = load_file(src / "model.safetensors"), load_file(a / "model.safetensors")
+    assert original.keys() == damaged.keys()
+    for name, t in original.items():
+        assert not t.equal(damaged[name]) and damaged[name].isfinite().all(), name
+    with pytest.raises(FileExistsError):
+        tiny.perturb_weights(src, a, scale=0.5, seed=0)

@@ -4,6 +4,9 @@
   like rinna's) trained on :mod:`kensa.models.corpus`;
 * random-initialised GPT-NeoX and Llama causal LMs saved as safetensors, so they load through
   the same ``from_pretrained`` path as real models;
+* ``tiny-trained``, a Llama briefly trained on the suite's own fixture prompts
+  (:mod:`kensa.models.tiny_train`), which scores far above chance, and :func:`perturb_weights`
+  to make a damaged copy of it;
 * a LoRA adapter for the NeoX model, to exercise ``peft=``.
 
 A directory is written under a temporary name and renamed into place, so parallel builders
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kensa.models.corpus import CORPUS_VERSION, corpus_lines
+from kensa.models.tiny_train import TrainRecipe
 
 SPM_RECIPE = {
     "model_type": "unigram", "vocab_size": 4000, "byte_fallback": True, "add_dummy_prefix": False,
@@ -43,6 +47,8 @@ class TinyModelRecipe:
     intermediate_size: int = 256
     max_position_embeddings: int = 2048
     seed: int = 0
+    train: TrainRecipe | None = None
+    """None: random weights."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,13 @@ class TinyAdapterRecipe:
     seed: int = 1
 
 
-MODELS = {r.name: r for r in (TinyModelRecipe("tiny-neox", "gpt_neox"), TinyModelRecipe("tiny-llama", "llama"))}
+MODELS = {r.name: r for r in (
+    TinyModelRecipe("tiny-neox", "gpt_neox"),
+    TinyModelRecipe("tiny-llama", "llama"),
+    # One layer memorises the fixtures as well as two (acc 1.0 on every prompt version, three seeds
+    # tried) in half the build time.
+    TinyModelRecipe("tiny-trained", "llama", num_hidden_layers=1, train=TrainRecipe()),
+)}
 ADAPTERS = {a.name: a for a in (TinyAdapterRecipe("tiny-lora", "tiny-neox"),)}
 ALIASES = {"tiny": "tiny-neox"}
 
@@ -127,9 +139,27 @@ def build_spm(root: Path | None = None) -> Path:
 
 def build_model(name: str, root: Path | None = None) -> Path:
     """Build (or find) a tiny causal LM; return a directory ``from_pretrained`` can load."""
-    recipe = MODELS[ALIASES.get(name, name)]
+    return _build_model(MODELS[ALIASES.get(name, name)], root)
+
+
+def _model_key(recipe: TinyModelRecipe, spm_dir: Path) -> tuple[dict, list | None]:
+    """The cache key (recipe, tokenizer, library versions and, when trained, a digest of the
+    training text) and the training examples, if any."""
+    fields = asdict(recipe)
+    key = {"model": fields, "spm": spm_dir.name, "versions": _library_versions()}
+    if recipe.train is None:
+        del fields["train"]  # keeps the cache keys of the untrained models as they were
+        return key, None
+    from kensa.models.tiny_train import examples_digest, training_examples
+
+    examples = training_examples()
+    key["data"] = examples_digest(examples)
+    return key, examples
+
+
+def _build_model(recipe: TinyModelRecipe, root: Path | None = None) -> Path:
     spm_dir = build_spm(root)
-    key = {"model": asdict(recipe), "spm": spm_dir.name, "versions": _library_versions()}
+    key, examples = _model_key(recipe, spm_dir)
     final = (root or cache_root()) / "tiny" / f"{recipe.name}-{_digest(key)}"
     if (final / "model.safetensors").is_file():
         return final
@@ -154,6 +184,10 @@ def build_model(name: str, root: Path | None = None) -> Path:
         config = LlamaConfig(num_key_value_heads=recipe.num_attention_heads, **common)
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_config(config)
+    if recipe.train is not None:
+        from kensa.models.tiny_train import train
+
+        train(model, tok, examples, recipe.train)
     tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
@@ -196,4 +230,35 @@ def write_tiny(name: str, out: Path) -> Path:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
     shutil.copytree(src, out, dirs_exist_ok=True)
+    return out
+
+
+# Noise for a damaged copy of tiny-trained: at 2.0 every JCommonsenseQA prompt version falls from
+# 40/40 to 12-17/40 on the fixtures (seed 0) with finite log-likelihoods; at 1.0 it loses only 3-5 items.
+DAMAGE_SCALE = 2.0
+
+
+def perturb_weights(src: Path, out: Path, *, scale: float, seed: int) -> Path:
+    """Copy the model directory ``src`` to ``out`` with seeded Gaussian noise added to every weight
+    tensor (``scale`` times that tensor's standard deviation): a damaged copy, to show that a score
+    gate catches the drop. ``src`` is left untouched; ``out`` must not exist or be empty."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, out = Path(src), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    tensors = load_file(src / "model.safetensors")
+    gen = torch.Generator().manual_seed(seed)
+    for name in sorted(tensors):  # a fixed order, so the noise depends only on the seed
+        t = tensors[name]
+        if not t.is_floating_point():
+            continue
+        std = t.float().std() if t.numel() > 1 else t.float().abs().reshape(())
+        noise = torch.randn(t.shape, generator=gen) * (scale * float(std))
+        tensors[name] = (t.float() + noise).to(t.dtype).contiguous()
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    (out / "kensa_perturbation.json").write_text(json.dumps(
+        {"source": str(src), "scale": scale, "seed": seed}, indent=2, sort_keys=True))
     return out

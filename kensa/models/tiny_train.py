@@ -1,0 +1,169 @@
+"""Training for the built-in ``tiny-trained`` model, which scores far above chance on every task
+variant the suite has, so that a damaged copy of it visibly fails.
+
+The training text is what the suite scores: for every registered task, prompt version and
+fixture eval doc, the prompt exactly as the suite renders it (shots included) followed by the
+gold continuation, tokenized as :meth:`kensa.models.hf.HFCausalLM._encode_pair` does (context
+and continuation encoded separately with no special tokens, then concatenated). The loss is on
+the continuation tokens only: with the whole text the template tokens swamp the few answer
+tokens, and it trained far worse and slower.
+
+The model memorises the fixtures. Its scores say nothing about Japanese, only that the
+pipeline and the weights are intact. Torch is imported lazily, as in :mod:`kensa.models.tiny`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kensa.errors import KensaError
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    steps: int = 240
+    batch_size: int = 10
+    lr: float = 5e-3
+    warmup_steps: int = 5
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    threads: int = 2  # results depend on the thread count, so it is part of the recipe
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    task_id: str
+    context: str
+    continuation: str
+
+
+def training_examples(source: Any = None) -> list[TrainingExample]:
+    """One example per registered task variant and eval doc of ``source`` (default: the fixtures).
+
+    This is the one place that knows how each kind of task becomes training text.
+    """
+    from kensa.data import DataSource
+    from kensa.evaluate import prepare
+    from kensa.tasks import all_tasks
+
+    source = source or DataSource.fixtures()
+    examples = []
+    for task in all_tasks():
+        if task.kind != "multiple_choice":
+            # A generation task would add its prompt followed by the reference answer here.
+            raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
+                             "teach kensa.models.tiny_train.training_examples that kind")
+        eval_split, pool = task.load(source)
+        for variant in task.variants():
+            for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
+                examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
+    return examples
+
+
+def examples_digest(examples: Sequence[TrainingExample]) -> str:
+    """A short hash of the training text, for the cache key: editing a fixture retrains."""
+    payload = json.dumps([[e.task_id, e.context, e.continuation] for e in examples], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def encode(tokenizer: Any, examples: Sequence[TrainingExample], max_length: int) -> list[tuple[list[int], int]]:
+    """(input ids, number of continuation tokens) per example, exactly as the HF backend scores them."""
+    out = []
+    for e in examples:
+        ctx = tokenizer.encode(e.context, add_special_tokens=False) if e.context else [tokenizer.eos_token_id]
+        cont = tokenizer.encode(e.continuation, add_special_tokens=False)
+        if not cont or len(cont) > max_length:
+            raise KensaError(f"tiny-trained: continuation {e.continuation!r} of {e.task_id} encodes to "
+                             f"{len(cont)} tokens (must be 1..{max_length})")
+        out.append(((ctx + cont)[-(max_length + 1):], len(cont)))
+    return out
+
+
+def _epoch(lengths: Sequence[int], batch_size: int, rnd: random.Random) -> list[list[int]]:
+    """Shuffled, then batched by length so that a batch pads little; the batch order is shuffled too."""
+    order = list(range(len(lengths)))
+    rnd.shuffle(order)
+    order.sort(key=lambda i: lengths[i])  # stable: equal lengths keep their shuffled order
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    rnd.shuffle(batches)
+    return batches
+
+
+def _batch_loss(model: Any, batch: Sequence[tuple[list[int], int]], pad_id: int):
+    import torch
+
+    width = max(len(whole) for whole, _ in batch) - 1
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for r, (whole, n) in enumerate(batch):
+        ids[r, : len(whole) - 1] = torch.tensor(whole[:-1])
+        for p in range(len(whole) - 1 - n, len(whole) - 1):  # position p predicts token p + 1
+            rows.append(r)
+            cols.append(p)
+            targets.append(whole[p + 1])
+    # No attention mask: padding is on the right, and causal attention never looks right, so the
+    # fast causal kernel serves and the real positions are unaffected.
+    hidden = model.base_model(input_ids=ids).last_hidden_state
+    # The vocabulary projection only where there is a target: on every position it is most of the cost.
+    logits = model.get_output_embeddings()(hidden[rows, cols])
+    return torch.nn.functional.cross_entropy(logits.float(), torch.tensor(targets))
+
+
+def train(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], recipe: TrainRecipe) -> list[float]:
+    """Train ``model`` in place, deterministically; return the loss of every step.
+
+    Deterministic algorithms and ``recipe.threads`` threads are switched on for the run and the
+    caller's settings restored afterwards.
+    """
+    import torch
+
+    max_length = model.config.max_position_embeddings
+    encoded = encode(tokenizer, examples, max_length)
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.set_num_threads(recipe.threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(model, encoded, tokenizer.pad_token_id, recipe)
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _train(model: Any, encoded: list[tuple[list[int], int]], pad_id: int, recipe: TrainRecipe) -> list[float]:
+    import torch
+
+    rnd = random.Random(recipe.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
+                                  weight_decay=recipe.weight_decay)
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+        warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
+        return warm * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    lengths = [len(whole) for whole, _ in encoded]
+    pending: list[list[int]] = []
+    losses = []
+    model.train()
+    for _ in range(recipe.steps):
+        if not pending:
+            pending = _epoch(lengths, recipe.batch_size, rnd)
+        batch = [encoded[i] for i in pending.pop()]
+        loss = _batch_loss(model, batch, pad_id)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
