@@ -2,6 +2,8 @@
 
 ``python -m kensa tiny --out DIR [--name tiny-llama]`` writes a built-in tiny model (or the
 ``tiny-lora`` adapter) to a directory, so other tools (lm-eval, transformers) can load it.
+``python -m kensa damage SRC OUT [--scale S] [--seed N]`` writes a copy of a model directory
+with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
 """
 
@@ -24,6 +26,20 @@ def _tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _damage(args: argparse.Namespace) -> int:
+    src = Path(args.src).expanduser()
+    if not (src / "model.safetensors").is_file():
+        print(f"kensa damage: {src} has no model.safetensors", file=sys.stderr)
+        return 2
+    try:
+        out = tiny.perturb_weights(src, Path(args.out).expanduser(), scale=args.scale, seed=args.seed)
+    except FileExistsError as exc:
+        print(f"kensa damage: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from kensa.tasks import all_tasks
 
@@ -41,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(tiny.MODELS) + sorted(tiny.ALIASES) + sorted(tiny.ADAPTERS)
     p.add_argument("--name", default="tiny", choices=names, help="which tiny model (default: tiny = tiny-neox)")
     p.set_defaults(func=_tiny)
+    p = sub.add_parser("damage", help="copy a model directory with seeded noise on its weights (a damaged model)")
+    p.add_argument("src", help="a model directory with model.safetensors")
+    p.add_argument("out", help="target directory (created; must be empty if it exists)")
+    p.add_argument("--scale", type=float, default=tiny.DAMAGE_SCALE,
+                   help=f"noise per tensor, in units of the tensor's standard deviation (default {tiny.DAMAGE_SCALE})")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.set_defaults(func=_damage)
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
     args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ MARKERS = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kensa", "kensa: Japanese LM regression suite")
     group.addoption("--model", action="append", default=[], dest="kensa_models", metavar="NAME",
-                    help="a Hub id, a local model directory, or a built-in tiny model (tiny, tiny-neox, "
+                    help="a Hub id, a local model directory, or a built-in tiny model (tiny, tiny-neox, tiny-trained, "
                          "tiny-llama); repeat to run several models one after another")
     group.addoption("--model-args", action="append", default=[], dest="kensa_model_args", metavar="K=V,...",
                     help="harness-style model arguments: pretrained, revision, tokenizer, use_fast, dtype "
