@@ -1,0 +1,79 @@
+"""The committed thresholds, end to end, as a user runs the suite from the repository.
+
+``tiny-trained`` passes its own committed thresholds; a copy of it at another path passes with
+``--baseline tiny-trained``; a damaged copy (seeded weight noise) fails with a readable table;
+a model with no entry is an error. These runs use the repository's real ``thresholds/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow
+
+# Two prompt versions keep the copies' runs short; the first test runs them all.
+SOME = ("--prompt-version", "0.3,0.6")
+
+
+def suite(tmp_path, *args):
+    """``pytest suites/jglue ...`` from the repository root, as a user types it (results kept in tmp)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "pytest", "suites/jglue", "-p", "no:cacheprovider", "--results-dir",
+           str(tmp_path / "results"), *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """tiny-trained written to another path, and a damaged copy of that."""
+    from kensa.models import tiny
+
+    root = tmp_path_factory.mktemp("models")
+    copy = tiny.write_tiny("tiny-trained", root / "tt-copy")
+    damaged = tiny.perturb_weights(copy, root / "tt-damaged", scale=tiny.DAMAGE_SCALE, seed=0)
+    return copy, damaged
+
+
+def test_tiny_trained_passes_its_committed_thresholds(tmp_path):
+    done = suite(tmp_path, "--model", "tiny-trained")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "kensa gate: PASS; baselines thresholds/tiny-trained.toml" in done.stdout
+    rows = json.loads((tmp_path / "results" / "tiny-trained" / "results.json").read_text())["kensa"]["gate"]
+    assert len(rows) == 14 and {r["status"] for r in rows} <= {"pass", "underpowered"}
+    assert all(r["delta"] == 0 and r["p_holm"] == 1.0 for r in rows)  # CPU runs are deterministic
+
+
+def test_a_copy_at_another_path_passes_with_the_baseline_named(tmp_path, copies):
+    copy, _ = copies
+    done = suite(tmp_path, "--model", str(copy), "--baseline", "tiny-trained", *SOME)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "kensa gate: PASS" in done.stdout
+
+
+def test_a_damaged_copy_fails_with_a_readable_table(tmp_path, copies):
+    _, damaged = copies
+    done = suite(tmp_path, "--model", str(damaged), "--baseline", "tiny-trained", *SOME)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "kensa gate: the score dropped against the baseline" in out
+    assert "kensa gate: FAIL" in out and "2 failed" in out
+    summary = (tmp_path / "results" / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("**kensa gate: FAIL") and "| fail |" in summary
+    slug = next(p.name for p in (tmp_path / "results").iterdir() if p.is_dir())
+    assert (tmp_path / "results" / slug / "flips_jcommonsenseqa-1.1-0.3.jsonl").is_file()
+
+
+def test_a_model_with_no_entry_is_an_error(tmp_path, copies):
+    copy, _ = copies
+    done = suite(tmp_path, "--model", str(copy), *SOME)  # default baseline: the path's slug, which has no file
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "2 errors" in done.stdout and "--thresholds-update" in done.stdout
+    assert "no thresholds file" in done.stdout
