@@ -64,8 +64,13 @@ class TaskRun:
     """Each doc's own id (``q_id``), or its position when the dataset has none: pairs items with a baseline's."""
 
     def items(self, metrics: Sequence[str]) -> dict[str, Any]:
-        """Per-doc values of ``metrics`` in doc order, for the paired gate."""
-        return {"keys": list(self.item_keys), "values": {m: [float(s[m]) for s in self.samples] for m in metrics}}
+        """Per-doc values of ``metrics`` in doc order, for the paired gate. A corpus metric (MCC, F1
+        over classes) has no per-doc value: its items are each doc's ``[gold, pred]``."""
+        def values(m: str) -> list[Any]:
+            if all(m in s for s in self.samples):
+                return [float(s[m]) for s in self.samples]
+            return [[s["gold"], s["pred"]] for s in self.samples]
+        return {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
 
     def summary(self, gated: Sequence[str] = ()) -> dict[str, Any]:
         """Everything but the samples (and the per-doc values of the gated metrics): small enough to

@@ -218,8 +218,26 @@ def default_abs_floor(kind: str, device: str, n: int, scale: float) -> float:
     return GPU_FLOOR_POINTS.get(kind, 1.0) * scale / 100
 
 
-def _tests(base: Sequence[float], cand: Sequence[float], how: str, direction: str) -> tuple[Any, Any]:
+CORPUS_RESAMPLES = 2000
+"""Resamples of the paired bootstrap for corpus metrics: each recomputes the metric twice."""
+
+
+def corpus_statistic(name: str) -> Any:
+    """The metric as a function of resampled ``[gold, pred]`` rows, for the paired bootstrap."""
+    compute = getattr(metric_spec(name), "compute", None)
+    if compute is None:
+        raise ValueError(f"corpus metric {name!r} has no compute function in kensa.metrics")
+    return lambda rows: compute(rows[:, 0].astype(int), rows[:, 1].astype(int))
+
+
+def _tests(base: Sequence[Any], cand: Sequence[Any], how: str, direction: str, name: str) -> tuple[Any, Any]:
     """(drop test, gain test) on paired items."""
+    if how == "corpus":
+        stat = corpus_statistic(name)
+        return (stats.bootstrap(base, cand, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
+                                seed=SEED),
+                stats.bootstrap(cand, base, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
+                                seed=SEED))
     if how == "binary":
         return (stats.mcnemar(base, cand, direction=direction, alternative="drop"),
                 stats.mcnemar(base, cand, direction=direction, alternative="gain"))
@@ -257,17 +275,20 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
         cand = run.items.values[name]
         if base_items is not None and mb.rule == "paired":
             base = base_items.values[name]
-            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction)
+            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name)
             check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
             check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
             if spec.items == "binary":
                 psi = max(sum(1 for a, b in zip(base, cand) if a != b) / run.n, PLANNING_DISCORDANCE)
                 check.mde = stats.mde_binary(run.n, psi, alpha=level, power=POWER) * spec.scale
+            elif spec.items == "corpus":  # the bootstrap's standard error of the difference
+                se_diff = t_drop.detail.get("se", math.nan)
+                check.mde = (stats.one_sided_z(level) + stats.one_sided_z(1 - POWER)) * se_diff
             else:
                 sd_base = (mb.stderr or 0.0) * math.sqrt(run.n)
                 sd = max(t_drop.sd_diff, math.sqrt(2 * PLANNING_DISCORDANCE) * sd_base)
                 check.mde = stats.mde_continuous(run.n, sd, alpha=level, power=POWER)
-            check.flips = sum(1 for a, b in zip(base, cand) if sign * (a - b) > 0)
+            check.flips = sum(1 for a, b in zip(base, cand) if _got_worse(a, b, sign))
         else:
             t_drop = stats.z_unpaired(mb.value, mb.stderr or 0.0, score, se or 0.0, direction=mb.direction)
             t_gain = stats.z_unpaired(score, se or 0.0, mb.value, mb.stderr or 0.0, direction=mb.direction)
@@ -329,6 +350,13 @@ def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
     return out
 
 
+def _got_worse(before: Any, after: Any, sign: float) -> bool:
+    """A doc got worse: a lower per-doc value, or for a corpus metric a right prediction turned wrong."""
+    if isinstance(before, list):
+        return before[0] == before[1] and after[0] != after[1]
+    return sign * (before - after) > 0
+
+
 # -- the flip report -----------------------------------------------------------------------------
 
 def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequence[str],
@@ -338,8 +366,8 @@ def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequ
     for name in metrics:
         sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0
         for s, before in zip(samples, base_items.values[name]):
-            after = float(s[name])
-            if sign * (before - after) > 0:
+            after = [s["gold"], s["pred"]] if isinstance(before, list) else float(s[name])
+            if _got_worse(before, after, sign):
                 record = {"metric": name, "doc_id": s["doc_id"], "key": base_items.keys[s["doc_id"]],
                           "baseline": before, "candidate": after}
                 record.update({k: s[k] for k in ("prompt", "continuations", "loglikelihoods", "generation",
@@ -391,6 +419,9 @@ def compare_models(a: RunRecord, b: RunRecord) -> list[Pairwise]:
         xa, xb = a.items.values[name], b.items.values[name]
         if spec.items == "binary":
             t = stats.mcnemar(xa, xb, direction=spec.direction, alternative="two-sided")
+        elif spec.items == "corpus":  # two one-sided bootstraps make a two-sided p
+            t_drop, t_gain = _tests(xa, xb, "corpus", spec.direction, name)
+            t = replace(t_drop, p_value=min(1.0, 2 * min(t_drop.p_value, t_gain.p_value)))
         else:
             t = stats.permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
         out.append(Pairwise(a.task_id, name, a.model, b.model, a.n, a.metrics[name], b.metrics[name],

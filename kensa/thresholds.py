@@ -198,7 +198,8 @@ class Items:
     """Per-document outcomes of one entry, in the run's doc order."""
 
     keys: list[Any]
-    values: dict[str, list[float]]
+    values: dict[str, list[Any]]
+    """Per metric, one number per doc, or ``[gold, pred]`` per doc for a corpus metric."""
 
 
 def load_items(directory: Path, entry: Entry, source: Path) -> Items:
@@ -220,7 +221,7 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
     if header.get("task_id") != entry.task_id:
         raise ThresholdsError(path, "line 1: task_id", f"{header.get('task_id')!r}, expected {entry.task_id!r}")
     keys: list[Any] = []
-    values: dict[str, list[float]] = {m: [] for m in entry.metrics}
+    values: dict[str, list[Any]] = {m: [] for m in entry.metrics}
     for lineno, line in enumerate(lines[1:], start=2):
         try:
             row = json.loads(line)
@@ -231,12 +232,22 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
         keys.append(row.get("key"))
         for m in entry.metrics:
             v = row.get(m)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ThresholdsError(path, f"line {lineno}, field {m!r}", f"expected a finite number, got {v!r}")
-            values[m].append(float(v))
+            if not _item_value_ok(v):
+                raise ThresholdsError(path, f"line {lineno}, field {m!r}",
+                                      f"expected a finite number (or [gold, pred] for a corpus metric), got {v!r}")
+            values[m].append([float(x) for x in v] if isinstance(v, list) else float(v))
     if len(keys) != entry.n:
         raise ThresholdsError(path, None, f"holds {len(keys)} items, the entry in {source} says n = {entry.n}")
     return Items(keys, values)
+
+
+def _number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _item_value_ok(v: Any) -> bool:
+    """A per-doc value (0/1, F1, ...) or, for a corpus metric such as MCC, the doc's ``[gold, pred]``."""
+    return _number(v) or isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v)
 
 
 # -- writing -----------------------------------------------------------------------------------

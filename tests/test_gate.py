@@ -855,3 +855,72 @@ def test_module_defaults_match_the_readme():
     assert (gate.ALPHA, gate.POWER, gate.HARD_LIMIT_POINTS, gate.HARD_LIMIT_MIN_N) == (0.05, 0.8, 5.0, 300)
     assert gate.PLANNING_DISCORDANCE == 0.10
     assert gate.GPU_FLOOR_POINTS == {"multiple_choice": 0.5, "generation": 1.0}
+
+
+# -- corpus metrics (MCC, macro-F1): items are [gold, pred], the test a paired bootstrap -----------
+
+def _corpus_acc(golds, preds) -> float:
+    """A corpus metric simple enough to check by hand: the share of docs whose pred equals gold."""
+    return float(sum(int(g == p) for g, p in zip(golds, preds)) / len(golds))
+
+
+@pytest.fixture
+def corpus_metric(monkeypatch):
+    from types import SimpleNamespace
+
+    from kensa import metrics
+
+    spec = SimpleNamespace(name="corpus_acc", direction="higher", scale=1.0, items="corpus", compute=_corpus_acc)
+    monkeypatch.setitem(metrics.METRICS, "corpus_acc", spec)
+    return "corpus_acc"
+
+
+def corpus_run(preds: list[int], golds: list[int]) -> RunRecord:
+    rows = [[float(g), float(p)] for g, p in zip(golds, preds)]
+    value = _corpus_acc(golds, preds)
+    return run_record(ones(len(preds), len(preds)), gated=("corpus_acc",),
+                      metrics={"corpus_acc": value, "corpus_acc_stderr": 0.05},
+                      items=Items(list(range(len(preds))), {"corpus_acc": rows}))
+
+
+def test_a_corpus_metric_drop_fails_by_the_paired_bootstrap(corpus_metric):
+    golds = [i % 2 for i in range(60)]
+    base = corpus_run(golds, golds)  # all right: 1.0
+    cand_preds = [1 - g if i < 30 else g for i, g in enumerate(golds)]  # half wrong: 0.5
+    cand = corpus_run(cand_preds, golds)
+    entry = entry_for(base)
+    [row] = compare(entry, base.items, cand, GateSettings(family_size=1), Path("t.toml"))
+    assert row.method == "bootstrap" and row.drop == pytest.approx(0.5)
+    # 30 of 60 docs flipped: every resample keeps a drop near 0.5, none reaches 2 * 0.5 -> p = 1 / (1 + 2000).
+    assert row.p == pytest.approx(1 / (1 + gate.CORPUS_RESAMPLES))
+    assert row.flips == 30 and row.status == "fail" and math.isfinite(row.mde)
+    [final] = finalize([row], 0.05)
+    assert final.status == "fail"
+
+
+def test_a_corpus_metric_without_change_passes_and_flips_read_gold_and_pred(corpus_metric):
+    golds = [i % 3 for i in range(30)]
+    preds = [g if i % 4 else (g + 1) % 3 for i, g in enumerate(golds)]
+    base = corpus_run(preds, golds)
+    [row] = compare(entry_for(base), base.items, base, GateSettings(family_size=1), Path("t.toml"))
+    assert row.p == 1.0 and row.flips == 0 and not row.failed
+    worse = corpus_run([(g + 1) % 3 for g in golds], golds)
+    samples = [{"doc_id": i, "gold": g, "pred": (g + 1) % 3, "prompt": "p"} for i, g in enumerate(golds)]
+    report = flips(base.items, samples, ["corpus_acc"], {"corpus_acc": "higher"})
+    # exactly the docs the baseline had right (i % 4 != 0) turned wrong
+    assert [r["doc_id"] for r in report] == [i for i in range(30) if i % 4]
+    assert compare_models(base, worse)[0].p < 0.05
+
+
+def test_corpus_items_round_trip_and_a_bad_pair_names_the_line(corpus_metric, tmp_path):
+    golds = [0, 1, 2, 1]
+    run = corpus_run([0, 1, 1, 1], golds)
+    entry = entry_for(run)
+    write_items(tmp_path, entry.items, entry, run.items)
+    assert load_items(tmp_path, entry, tmp_path / "t.toml").values["corpus_acc"] == run.items.values["corpus_acc"]
+    path = tmp_path / entry.items
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace("[1.0, 1.0]", "[1.0, 1.0, 2.0]")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ThresholdsError, match=r"line 3, field 'corpus_acc'.*\[gold, pred\]"):
+        load_items(tmp_path, entry, tmp_path / "t.toml")
