@@ -14,3 +14,14 @@ def load_tiny(name: str = "tiny", args: str = ""):
     from kensa.models.args import parse_model_args
 
     return load_model(resolve_model(name, parse_model_args(args)), "cpu")
+
+
+# Shared by the gate's unit tests: one baseline, two task ids, hashes and an environment fingerprint.
+GATE_BASELINE = "org-model"
+GATE_TID = "jcommonsenseqa-1.1-0.3"
+GATE_TID2 = "jcommonsenseqa-1.1-0.2"
+GATE_KNOWN = {GATE_TID: ("acc", "acc_norm"), GATE_TID2: ("acc", "acc_norm")}
+GATE_SHA = "a" * 64
+GATE_FEW = "b" * 64
+GATE_ENV = {"backend": "hf", "device": "cpu", "dtype": "float32", "quantization": "none", "torch": "2.13.0+cpu",
+            "transformers": "5.23.0", "batch_size": "4"}

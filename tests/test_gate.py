@@ -47,16 +47,15 @@ from kensa.thresholds import (
     write_thresholds,
 )
 from kensa.update import Change, apply_update, write_update
+from tests.helpers import GATE_BASELINE as BASE
+from tests.helpers import GATE_ENV as ENV
+from tests.helpers import GATE_FEW as FEW
+from tests.helpers import GATE_KNOWN as KNOWN
+from tests.helpers import GATE_SHA as SHA
+from tests.helpers import GATE_TID as TID
+from tests.helpers import GATE_TID2 as TID2
 
-BASE = "org-model"
 MODEL = "org/model-v2"
-TID = "jcommonsenseqa-1.1-0.3"
-TID2 = "jcommonsenseqa-1.1-0.2"
-KNOWN = {TID: ("acc", "acc_norm"), TID2: ("acc", "acc_norm")}
-SHA = "a" * 64
-FEW = "b" * 64
-ENV = {"backend": "hf", "device": "cpu", "dtype": "float32", "quantization": "none", "torch": "2.13.0+cpu",
-       "transformers": "5.23.0", "batch_size": "4"}
 HINT = f"pytest suites --model {MODEL} --baseline {BASE} --thresholds-update"
 # Normal quantiles, written out: z(0.05) = 1.6448536, z(0.025) = 1.9599640, z(0.2) = 0.8416212.
 Z_05, Z_025, Z_20 = 1.6448536269514722, 1.959963984540054, 0.8416212335729143

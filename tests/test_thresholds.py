@@ -25,15 +25,14 @@ from kensa.thresholds import (
     write_items,
     write_thresholds,
 )
+from tests.helpers import GATE_BASELINE as BASE
+from tests.helpers import GATE_ENV as ENV
+from tests.helpers import GATE_FEW as FEW
+from tests.helpers import GATE_KNOWN as KNOWN
+from tests.helpers import GATE_SHA as SHA
+from tests.helpers import GATE_TID as TID
+from tests.helpers import GATE_TID2 as TID2
 
-BASE = "org-model"
-TID = "jcommonsenseqa-1.1-0.3"
-TID2 = "jcommonsenseqa-1.1-0.2"
-KNOWN = {TID: ("acc", "acc_norm"), TID2: ("acc", "acc_norm")}
-SHA = "a" * 64
-FEW = "b" * 64
-ENV = {"backend": "hf", "device": "cpu", "dtype": "float32", "quantization": "none", "torch": "2.13.0+cpu",
-       "transformers": "5.23.0", "batch_size": "4"}
 E = f'entries."{TID}"'  # how an error names the entry's table
 ITEMS = f"{BASE}/{TID}.jsonl"
 
