@@ -25,10 +25,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kensa import stats
 from kensa.fingerprint import incomparable
 from kensa.metrics import METRICS, metric_spec
 from kensa.thresholds import Entry, Items, Thresholds, ThresholdsError, load_items, load_thresholds, thresholds_path
+
+
+def _stats() -> Any:
+    from kensa import stats  # numpy and scipy cost most of a second; collecting tests needs neither
+
+    return stats
+
 
 # Defaults, each explained in thresholds/README.md (numbers from shared/research/gating.md).
 ALPHA = 0.05
@@ -234,16 +240,16 @@ def _tests(base: Sequence[Any], cand: Sequence[Any], how: str, direction: str, n
     """(drop test, gain test) on paired items."""
     if how == "corpus":
         stat = corpus_statistic(name)
-        return (stats.bootstrap(base, cand, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
+        return (_stats().bootstrap(base, cand, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
                                 seed=SEED),
-                stats.bootstrap(cand, base, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
+                _stats().bootstrap(cand, base, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
                                 seed=SEED))
     if how == "binary":
-        return (stats.mcnemar(base, cand, direction=direction, alternative="drop"),
-                stats.mcnemar(base, cand, direction=direction, alternative="gain"))
+        return (_stats().mcnemar(base, cand, direction=direction, alternative="drop"),
+                _stats().mcnemar(base, cand, direction=direction, alternative="gain"))
     if how == "continuous":
-        return (stats.permutation(base, cand, direction=direction, alternative="drop", seed=SEED),
-                stats.permutation(base, cand, direction=direction, alternative="gain", seed=SEED))
+        return (_stats().permutation(base, cand, direction=direction, alternative="drop", seed=SEED),
+                _stats().permutation(base, cand, direction=direction, alternative="gain", seed=SEED))
     raise ValueError(f"no paired test for per-item values of kind {how!r}")
 
 
@@ -280,21 +286,21 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
             check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
             if spec.items == "binary":
                 psi = max(sum(1 for a, b in zip(base, cand) if a != b) / run.n, PLANNING_DISCORDANCE)
-                check.mde = stats.mde_binary(run.n, psi, alpha=level, power=POWER) * spec.scale
+                check.mde = _stats().mde_binary(run.n, psi, alpha=level, power=POWER) * spec.scale
             elif spec.items == "corpus":  # the bootstrap's standard error of the difference
                 se_diff = t_drop.detail.get("se", math.nan)
-                check.mde = (stats.one_sided_z(level) + stats.one_sided_z(1 - POWER)) * se_diff
+                check.mde = (_stats().one_sided_z(level) + _stats().one_sided_z(1 - POWER)) * se_diff
             else:
                 sd_base = (mb.stderr or 0.0) * math.sqrt(run.n)
                 sd = max(t_drop.sd_diff, math.sqrt(2 * PLANNING_DISCORDANCE) * sd_base)
-                check.mde = stats.mde_continuous(run.n, sd, alpha=level, power=POWER)
+                check.mde = _stats().mde_continuous(run.n, sd, alpha=level, power=POWER)
             check.flips = sum(1 for a, b in zip(base, cand) if _got_worse(a, b, sign))
         else:
-            t_drop = stats.z_unpaired(mb.value, mb.stderr or 0.0, score, se or 0.0, direction=mb.direction)
-            t_gain = stats.z_unpaired(score, se or 0.0, mb.value, mb.stderr or 0.0, direction=mb.direction)
+            t_drop = _stats().z_unpaired(mb.value, mb.stderr or 0.0, score, se or 0.0, direction=mb.direction)
+            t_gain = _stats().z_unpaired(score, se or 0.0, mb.value, mb.stderr or 0.0, direction=mb.direction)
             check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
             combined = math.sqrt((mb.stderr or 0.0) ** 2 + (se or 0.0) ** 2)
-            check.mde = (stats.one_sided_z(level) + stats.one_sided_z(1 - POWER)) * combined
+            check.mde = (_stats().one_sided_z(level) + _stats().one_sided_z(1 - POWER)) * combined
             check.message = "no per-item outcomes stored: unpaired z fallback"
         out.append(check)
     changed = incomparable(entry.environment, run.environment)
@@ -343,7 +349,7 @@ def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
 def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
     """Holm over every compared row of the session, then each row's final status."""
     compared = [i for i, c in enumerate(checks) if c.p is not None]
-    adjusted = stats.holm([checks[i].p for i in compared])
+    adjusted = _stats().holm([checks[i].p for i in compared])
     out = list(checks)
     for i, p in zip(compared, adjusted):
         out[i] = _verdict(replace(checks[i], p_holm=p), alpha, p)
@@ -418,12 +424,12 @@ def compare_models(a: RunRecord, b: RunRecord) -> list[Pairwise]:
         spec = metric_spec(name)
         xa, xb = a.items.values[name], b.items.values[name]
         if spec.items == "binary":
-            t = stats.mcnemar(xa, xb, direction=spec.direction, alternative="two-sided")
+            t = _stats().mcnemar(xa, xb, direction=spec.direction, alternative="two-sided")
         elif spec.items == "corpus":  # two one-sided bootstraps make a two-sided p
             t_drop, t_gain = _tests(xa, xb, "corpus", spec.direction, name)
             t = replace(t_drop, p_value=min(1.0, 2 * min(t_drop.p_value, t_gain.p_value)))
         else:
-            t = stats.permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
+            t = _stats().permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
         out.append(Pairwise(a.task_id, name, a.model, b.model, a.n, a.metrics[name], b.metrics[name],
                             b.metrics[name] - a.metrics[name], t.method, t.p_value))
     return out
