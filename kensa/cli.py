@@ -5,6 +5,8 @@
 ``python -m kensa damage SRC OUT [--scale S] [--seed N]`` writes a copy of a model directory
 with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
+``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
+runs the suite from the jp-stable harness's own command line (see :mod:`kensa.harness`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["harness"]:  # main.py's own flags, parsed by kensa.harness
+        from kensa.harness import run
+
+        return run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kensa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("tiny", help="write a built-in tiny model or adapter to a directory")
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"noise per tensor, in units of the tensor's standard deviation (default {tiny.DAMAGE_SCALE})")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.set_defaults(func=_damage)
+    sub.add_parser("harness", help="run the suite with the jp-stable harness's main.py flags (--model_args, "
+                                   "--tasks, --num_fewshot, --output_path, ...); see `harness --help`")
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
     args = parser.parse_args(argv)

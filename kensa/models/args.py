@@ -34,6 +34,20 @@ class ModelArgs:
     trust_remote_code: bool = False
     max_length: int | None = None
     batch_size: int = 4
+    # The rest of the harness's hf-causal / hf-causal-experimental keys, with the harness's meaning.
+    use_accelerate: bool = False
+    """experimental: load with ``device_map=device_map_option``, ``max_memory`` and ``offload_folder``."""
+    device_map_option: str = "auto"
+    max_memory_per_gpu: str | None = None
+    max_cpu_memory: str | None = None
+    offload_folder: str = "./offload"
+    subfolder: str | None = None
+    low_cpu_mem_usage: bool = False
+    add_special_tokens: bool = False
+    max_gen_toks: int = 256
+    """The cap on generated tokens (the harness's default 256)."""
+    device: str | None = None
+    """hf-causal's per-model device; overrides ``--device`` for this model."""
     # Set only through the alias ``torch_dtype``; kept so the echo shows what the user wrote.
     _aliases: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -50,9 +64,15 @@ class ModelArgs:
 
 
 ALIASES = {"torch_dtype": "dtype"}
+# Harness keys kensa cannot honour: refused with the reason, never silently ignored.
+REFUSED = {
+    "quantized": "GPTQ checkpoints through auto-gptq are not supported; transformers loads a GPTQ or AWQ "
+                 "checkpoint's own quantization_config without it (drop quantized=)",
+    "gptq_use_triton": "belongs to auto-gptq's quantized=, which kensa does not support",
+}
 KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
 _BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type == "bool"}
-_INT_KEYS = {"max_length", "batch_size"}
+_INT_KEYS = {"max_length", "batch_size", "max_gen_toks"}
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -91,6 +111,8 @@ def parse_model_args(text: str | None) -> ModelArgs:
         if key in ALIASES:
             aliases.append((key, ALIASES[key]))
             key = ALIASES[key]
+        if key in REFUSED:
+            raise OptionError("--model-args", f"{key}={raw.strip()!r} is not supported: {REFUSED[key]}")
         if key not in KEYS:
             known = ", ".join(sorted(KEYS + tuple(ALIASES)))
             raise OptionError("--model-args", f"unknown key {key!r} (known keys: {known})")
@@ -111,4 +133,12 @@ def parse_model_args(text: str | None) -> ModelArgs:
             values[key] = raw
     if values.get("load_in_8bit") and values.get("load_in_4bit"):
         raise OptionError("--model-args", "load_in_8bit and load_in_4bit cannot both be true")
+    if values.get("add_special_tokens"):
+        # The harness asserts this is falsy for causal models; scores depend on no BOS being added.
+        raise OptionError("--model-args", "add_special_tokens=True is not supported: causal models are scored "
+                                          "without special tokens, as in the harness (which refuses it too)")
+    if values.get("device_map") and values.get("use_accelerate"):
+        raise OptionError("--model-args", "give device_map or use_accelerate (with device_map_option), not both")
+    if "device" in values and values["device"] not in DEVICES and not values["device"].startswith("cuda:"):
+        raise OptionError("--model-args", f"device={values['device']!r}: expected cpu, cuda or cuda:N")
     return ModelArgs(**values, _aliases=tuple(aliases))

@@ -41,6 +41,18 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def _max_memory(per_gpu: str | None, cpu: str | None) -> dict[Any, str]:
+    """The harness's ``max_memory_per_gpu`` / ``max_cpu_memory`` as accelerate's ``max_memory``."""
+    import torch
+
+    memory: dict[Any, str] = {}
+    if per_gpu:
+        memory.update({i: per_gpu for i in range(torch.cuda.device_count())})
+    if cpu:
+        memory["cpu"] = cpu
+    return memory
+
+
 def context_length(config: Any, tokenizer: Any, override: int | None) -> int:
     """``max_length=`` if given, else the config's positions, else the tokenizer's limit."""
     if override:
@@ -86,9 +98,20 @@ class HFCausalLM:
 
         tiny.quiet_transformers()
         args = spec.args
-        device = pick_device(device)
         source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
+        device = pick_device(args.device or device)
         kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+        if args.subfolder:
+            kwargs["subfolder"] = args.subfolder
+        if args.low_cpu_mem_usage:
+            kwargs["low_cpu_mem_usage"] = True
+        device_map = args.device_map
+        if args.use_accelerate:  # hf-causal-experimental: accelerate places the weights
+            device_map = args.device_map_option
+            kwargs["offload_folder"] = args.offload_folder
+            memory = _max_memory(args.max_memory_per_gpu, args.max_cpu_memory)
+            if memory:
+                kwargs["max_memory"] = memory
         dtype = None
         if args.dtype:
             dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
@@ -102,12 +125,12 @@ class HFCausalLM:
             else:
                 compute = dtype if isinstance(dtype, torch.dtype) else torch.float32
                 kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
-        if args.device_map:
-            kwargs["device_map"] = args.device_map
+        if device_map:
+            kwargs["device_map"] = device_map
         elif quantized:
             kwargs["device_map"] = device  # bitsandbytes places weights while loading
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        if not args.device_map and not quantized:
+        if not device_map and not quantized:
             model.to(device)
         adapter_dir = (str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft)
                        else os.path.expanduser(args.peft)) if args.peft else None
@@ -117,6 +140,8 @@ class HFCausalLM:
             model = PeftModel.from_pretrained(model, adapter_dir)
         model.eval()
         tok_source = os.path.expanduser(args.tokenizer) if args.tokenizer else source
+        if args.subfolder and not args.tokenizer and os.path.isdir(os.path.join(source, args.subfolder)):
+            tok_source = os.path.join(source, args.subfolder)  # the model's own files live there
         tokenizer = load_tokenizer(tok_source, revision=args.revision, use_fast=args.use_fast,
                                    trust_remote_code=args.trust_remote_code)
         max_length = context_length(model.config, tokenizer, args.max_length)
@@ -128,7 +153,7 @@ class HFCausalLM:
             "backend": BACKEND, "identity": identity, "source": source, "model_class": type(model).__name__,
             "architecture": model.config.model_type,
             "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "device": device,
-            "device_map": args.device_map, "quantization": "8bit" if args.load_in_8bit else
+            "device_map": device_map, "quantization": "8bit" if args.load_in_8bit else
             "4bit" if args.load_in_4bit else None, "peft": args.peft, "parameters": params,
             "tokenizer_class": type(tokenizer).__name__, "tokenizer_is_fast": bool(tokenizer.is_fast),
             "vocab_size": len(tokenizer), "max_length": max_length, "batch_size": args.batch_size,
