@@ -183,3 +183,57 @@ def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str] = COLUMN
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out) + "\n"
+
+
+# -- the averages people quote -------------------------------------------------------------------
+
+# (name, {task: task version or None for any}); rinna's model cards quote the 4- and 6-task averages
+# with the published task versions, the leaderboard the 8 tasks of ja8.conf (spec §5).
+AVERAGES = (
+    ("4-task", {"jcommonsenseqa": "1.1", "jnli": "1.1", "marc_ja": "1.1", "jsquad": "1.1"}),
+    ("6-task", {"jcommonsenseqa": "1.1", "jnli": "1.1", "marc_ja": "1.1", "jsquad": "1.1", "jaqket_v2": "0.1",
+                "xwinograd_ja": None}),
+    ("8-task leaderboard", {"jcommonsenseqa": "1.1", "jnli": "1.3", "marc_ja": "1.1", "jsquad": "1.1",
+                            "jaqket_v2": "0.2", "xlsum_ja": "1.0", "xwinograd_ja": None, "mgsm": "1.0"}),
+)
+
+
+def headline(metrics: Mapping[str, Any]) -> float | None:
+    """The leaderboard's number for one result: acc x 100, else exact_match, else rouge2 (spec §5)."""
+    if metrics.get("acc") is not None:
+        return 100 * metrics["acc"]
+    for key in ("exact_match", "rouge2"):
+        if metrics.get(key) is not None:
+            return metrics[key]
+    return None
+
+
+def averages(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per average and prompt version whose tasks all ran; otherwise one line naming what is missing.
+
+    Tasks without prompt versions (``xwinograd_ja``) count at every prompt version."""
+    lines = []
+    for name, members in AVERAGES:
+        pvs = sorted({r["prompt_version"] for r in runs if r["task"] in members and r["prompt_version"]})
+        if not pvs:
+            continue
+        done, missing = [], set()
+        for pv in pvs:
+            picked, lacking = [], []
+            for task, version in members.items():
+                match = [r for r in runs if r["task"] == task and (version is None or str(r["version"]) == version)
+                         and (r["prompt_version"] in (pv, "", None))]
+                value = headline(match[0]["metrics"]) if match else None
+                if value is None:
+                    lacking.append(f"{task} {version}" if version else task)
+                else:
+                    picked.append(value)
+            if lacking:
+                missing.update(lacking)
+            else:
+                done.append(f"{name} average at prompt {pv}: {round(sum(picked) / len(picked), 2):.2f}")
+        lines += done
+        if not done:
+            lines.append(f"{name} average: not computed; it also needs {', '.join(sorted(missing))} "
+                         "at the same prompt version")
+    return lines

@@ -52,6 +52,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     from kensa.report import (
         PAIRWISE_COLUMNS,
+        averages,
         format_table,
         gate_headline,
         gate_lines,
@@ -76,6 +77,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     headline = gate_headline(rows, gate)
     pairs, pair_notes = _pairwise(session.summaries, [m.name for m in rc.models])
     notes = session.notes + pair_notes
+    average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in session.summaries)
+                     for line in averages([s for s in session.summaries if s["model"] == model])]
 
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for summary in session.summaries:
@@ -88,7 +91,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                               run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model])
         written.append(write_results(rc.results_dir / slug / "results.json", doc))
     rc.results_dir.mkdir(parents=True, exist_ok=True)
-    (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, notes, pairs), encoding="utf-8")
+    (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, average_lines + notes, pairs), encoding="utf-8")
 
     tr = terminalreporter
     tr.section("kensa scores")
@@ -100,6 +103,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line("model against model (paired, two-sided):")
         for line in format_table(pairwise_rows(pairs), PAIRWISE_COLUMNS):
             tr.write_line(line)
+    for line in average_lines:
+        tr.write_line(line)
     for note in notes:
         tr.write_line(note, yellow=True)
     for path in written:

@@ -178,3 +178,25 @@ def test_aggregate_ignores_extra_keys_and_follows_names_order():
     per_doc = [{"pred": 3, "acc": 1.0, "acc_norm": 0.0}, {"pred": 1, "acc": 0.0, "acc_norm": 0.0}]
     out = aggregate(per_doc, ("acc_norm", "acc"))
     assert list(out) == ["acc_norm", "acc_norm_stderr", "acc", "acc_stderr"]
+
+
+def _run(task, version, pv, **metrics):
+    return {"task": task, "version": version, "prompt_version": pv, "metrics": metrics}
+
+
+def test_averages_use_the_leaderboard_headline_and_name_what_is_missing():
+    from kensa.report import averages
+
+    runs = [_run("jcommonsenseqa", "1.1", "0.3", acc=0.80), _run("jnli", "1.1", "0.3", acc=0.50),
+            _run("marc_ja", "1.1", "0.3", acc=0.90), _run("jsquad", "1.1", "0.3", exact_match=70.0),
+            _run("jnli", "1.3", "0.3", acc=0.1)]  # 1.3 is the leaderboard's JNLI, not the model cards'
+    lines = averages(runs)
+    # (80 + 50 + 90 + 70) / 4 = 72.50
+    assert "4-task average at prompt 0.3: 72.50" in lines
+    assert any(line.startswith("6-task average: not computed; it also needs jaqket_v2 0.1, xwinograd_ja")
+               for line in lines)
+    assert any("8-task leaderboard average: not computed" in line and "mgsm 1.0" in line for line in lines)
+    # XWinograd has no prompt version and counts at every one: (80 + 50 + 90 + 70 + 60 + 40) / 6 = 65.00
+    runs += [_run("xwinograd_ja", "1.0", "", acc=0.60), _run("jaqket_v2", "0.1", "0.3", exact_match=40.0)]
+    assert "6-task average at prompt 0.3: 65.00" in averages(runs)
+    assert averages([_run("jcola", "0.2", "0.3", mcc=0.1)]) == []
