@@ -35,6 +35,12 @@ class DatasetSpec:
     hub_splits: Mapping[str, str] = field(default_factory=dict)
     """our split name -> the hub's split name, where they differ."""
     id_field: str | None = None
+    hub_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Extra ``datasets.load_dataset`` arguments (``name``, ``revision``, ``data_dir``)."""
+    reader: Any = None
+    """Reads one local file into a :class:`Split` (``reader(spec, path, split)``); default JSON Lines."""
+    missing_hint: str = ""
+    """Added to the error when ``--data-dir`` has no file for a split (e.g. where to get the data)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,11 @@ class DataSource:
 
     kind: str
     root: Path | None = None
+    pools: tuple[tuple[str, str], ...] = ()
+    """Few-shot pool overrides, ``(task name, split name or file path)``: e.g. ``("jnli", "test")``."""
+
+    def pool_for(self, task: str) -> str | None:
+        return dict(self.pools).get(task)
 
     @classmethod
     def fixtures(cls) -> DataSource:
@@ -70,12 +81,17 @@ class Split:
     sha256: str | None = None
     lines: list[int] | None = None
     """Each row's 1-based line in the file (blank lines count), for error messages."""
+    split: str | None = None
+    """Which split of the task this is (e.g. ``train``, or ``test`` as a JNLI few-shot pool)."""
 
     def line_of(self, index: int) -> int:
         return self.lines[index] if self.lines is not None else index + 1
 
     def provenance(self) -> dict[str, Any]:
-        return {"source": self.source, "version": self.version, "sha256": self.sha256, "rows": len(self.rows)}
+        out = {"source": self.source, "version": self.version, "sha256": self.sha256, "rows": len(self.rows)}
+        if self.split is not None:
+            out["split"] = self.split
+        return out
 
 
 def check_row(spec: DatasetSpec, row: Any, source: str, lineno: int) -> dict[str, Any]:
@@ -107,12 +123,16 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in m.group(1).split(".")) if m else ()
 
 
-def read_jsonl(spec: DatasetSpec, path: Path) -> Split:
+def read_jsonl(spec: DatasetSpec, path: Path, split: str | None = None) -> Split:
     """Read a JSON Lines file (JGLUE's format), checking every row."""
     raw = path.read_bytes()
     rows, lines = [], []
     source = str(path)
-    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a damaged or re-encoded file: name the line the bad byte is on
+        raise DataError(str(path), raw[: exc.start].count(b"\n") + 1, f"not UTF-8 (byte {exc.start})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -124,7 +144,7 @@ def read_jsonl(spec: DatasetSpec, path: Path) -> Split:
     if not rows:
         raise DataError(source, None, "the file holds no rows")
     m = _VERSION_RE.search(path.name)
-    return Split(rows, source, m.group(1) if m else None, hashlib.sha256(raw).hexdigest(), lines)
+    return Split(rows, source, m.group(1) if m else None, hashlib.sha256(raw).hexdigest(), lines, split)
 
 
 def read_hub(spec: DatasetSpec, split: str, revision: str | None = None) -> Split:
@@ -136,12 +156,13 @@ def read_hub(spec: DatasetSpec, split: str, revision: str | None = None) -> Spli
     hub_split = spec.hub_splits.get(split, split)
     source = f"hub:{spec.hub_id}[{hub_split}]"
     try:
-        ds = datasets.load_dataset(spec.hub_id, split=hub_split, revision=revision)
+        kwargs = {**spec.hub_kwargs, "revision": revision} if revision else dict(spec.hub_kwargs)
+        ds = datasets.load_dataset(spec.hub_id, split=hub_split, **kwargs)
     except Exception as exc:  # datasets raises many types; name the source either way
         raise DataError(source, None, f"could not load: {type(exc).__name__}: {exc}") from exc
     rows = [check_row(spec, dict(row), source, i) for i, row in enumerate(ds, start=1)]
     fingerprint = getattr(ds, "_fingerprint", None)
-    return Split(rows, source, None, fingerprint)
+    return Split(rows, source, None, fingerprint, split=split)
 
 
 def load_split(spec: DatasetSpec, split: str, source: DataSource) -> Split:
@@ -150,4 +171,10 @@ def load_split(spec: DatasetSpec, split: str, source: DataSource) -> Split:
     assert source.root is not None
     if split not in spec.local:
         raise DataError(spec.name, None, f"no local file pattern for split {split!r}")
-    return read_jsonl(spec, find_local_file(source.root, spec.local[split]))
+    try:
+        path = find_local_file(source.root, spec.local[split])
+    except DataError as exc:
+        if not spec.missing_hint:
+            raise
+        raise DataError(exc.source, None, f"no file matches; {spec.missing_hint}") from None
+    return (spec.reader or read_jsonl)(spec, path, split=split)

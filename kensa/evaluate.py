@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kensa.data import Split
-from kensa.metrics import aggregate, multiple_choice_scores
-from kensa.sampling import draw_shots, shuffled
+from kensa.metrics import METRICS, aggregate, multiple_choice_scores
+from kensa.sampling import StratifiedSampler, draw_shots, shuffled
 from kensa.tasks.base import TaskVariant
 
 Progress = Callable[[int, int], None]
@@ -89,13 +89,20 @@ def prepare(variant: TaskVariant, eval_split: Split, pool: Split | None, k: int,
     task, template = variant.task, variant.template
     rnd, docs = shuffled(eval_split.rows, limit)
     pool_rows = pool.rows if pool is not None else []
+    if task.stratified:
+        # Strata are the rendered targets (harness doc_to_target), grouped once per pool.
+        sampler = StratifiedSampler(pool_rows, lambda r: template.render_target(variant.view(r)))
+        draw = sampler.draw
+    else:
+        def draw(rnd, k):
+            return draw_shots(rnd, pool_rows, k)
     id_field = task.dataset.id_field
     prepared = []
     for doc_id, row in enumerate(docs):
-        shots = draw_shots(rnd, pool_rows, k)
-        prompt = template.context([task.view(s) for s in shots], task.view(row))
+        shots = draw(rnd, k)
+        prompt = template.context([variant.view(s) for s in shots], variant.view(row))
         prepared.append(PreparedDoc(
-            doc_id=doc_id, row=dict(row), prompt=prompt, continuations=task.choices(row),
+            doc_id=doc_id, row=dict(row), prompt=prompt, continuations=variant.choices(row),
             gold=task.gold(row), shot_ids=[s.get(id_field) if id_field else None for s in shots],
         ))
     return prepared
@@ -115,8 +122,8 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LanguageModel, eval_split
         chunk = results[pos: pos + len(d.continuations)]
         pos += len(d.continuations)
         lls = [r.logprob for r in chunk]
-        scores = multiple_choice_scores(lls, d.continuations, d.gold)
-        per_doc.append(scores)
+        scores = multiple_choice_scores(lls, d.continuations, d.gold, strict=variant.task.strict_acc)
+        per_doc.append({**scores, "gold": d.gold})
         samples.append({
             "task": variant.task_id, "doc_id": d.doc_id, "doc": d.row, "prompt": d.prompt,
             "continuations": d.continuations, "loglikelihoods": lls,
@@ -151,6 +158,10 @@ def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
             problems.append(f"{run.task_id} doc {s['doc_id']}: prediction {s['pred']} is not a choice")
     for name in run.metrics:
         value = run.metrics[name]
-        if not name.endswith("_stderr") and not 0.0 <= value <= 1.0:
-            problems.append(f"{run.task_id}: {name}={value} is outside [0, 1]")
+        if name.endswith("_stderr"):
+            continue
+        spec = METRICS.get(name)
+        low, high = (spec.minimum, spec.scale) if spec is not None else (0.0, 1.0)
+        if not low <= value <= high:
+            problems.append(f"{run.task_id}: {name}={value} is outside [{low:g}, {high:g}]")
     return problems

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def argmax(values: Sequence[float]) -> int:
@@ -34,11 +36,22 @@ def mean_stderr(xs: Sequence[float]) -> float:
     return math.sqrt(var / n)
 
 
-def multiple_choice_scores(loglikelihoods: Sequence[float], choices: Sequence[str], gold: int) -> dict[str, float]:
-    """``acc`` (argmax of summed log-probs) and ``acc_norm`` (divided by the choice's length in characters)."""
+def multiple_choice_scores(loglikelihoods: Sequence[float], choices: Sequence[str], gold: int,
+                           strict: bool = False) -> dict[str, float]:
+    """``acc`` (argmax of summed log-probs) and ``acc_norm`` (divided by the choice's length in characters).
+
+    ``strict``: ``acc`` is 1 only when the gold choice's log-likelihood is *strictly* greater than
+    every other one, so a tie scores 0 (XWinograd, JBLiMP); otherwise a tie goes to the first index.
+    ``pred`` is the argmax either way.
+    """
     if len(loglikelihoods) != len(choices):
         raise ValueError(f"{len(loglikelihoods)} log-likelihoods for {len(choices)} choices")
     pred = argmax(loglikelihoods)
+    if strict:
+        won = all(loglikelihoods[gold] > ll for i, ll in enumerate(loglikelihoods) if i != gold)
+        normed = [ll / len(c) for ll, c in zip(loglikelihoods, choices, strict=True)]
+        return {"pred": pred, "pred_norm": argmax(normed), "acc": 1.0 if won else 0.0,
+                "acc_norm": 1.0 if argmax(normed) == gold else 0.0}
     # An empty choice would divide by zero; the harness would crash there, we refuse earlier.
     normed = [ll / len(c) for ll, c in zip(loglikelihoods, choices, strict=True)]
     return {
@@ -50,13 +63,115 @@ def multiple_choice_scores(loglikelihoods: Sequence[float], choices: Sequence[st
 
 
 def aggregate(per_doc: Sequence[dict[str, float]], names: Sequence[str]) -> dict[str, float]:
-    """``{name: mean, name_stderr: stderr}`` for each metric, in the harness's key order."""
+    """Each metric in the harness's key order: a per-doc metric gives ``{name: mean, name_stderr:
+    stderr}``; a corpus metric (``METRICS[name].items == "corpus"``) is computed from every doc's
+    ``gold`` and ``pred``, with ``name_stderr`` only where the harness has one (MCC: bootstrap)."""
     out: dict[str, float] = {}
     for name in names:
+        spec = METRICS.get(name)
+        if spec is not None and spec.items == "corpus":
+            assert spec.compute is not None, name
+            golds = [int(d["gold"]) for d in per_doc]
+            preds = [int(d["pred"]) for d in per_doc]
+            out[name] = float(spec.compute(golds, preds))
+            if spec.bootstrap_stderr:
+                out[f"{name}_stderr"] = bootstrap_stderr(spec.compute, golds, preds)
+            continue
         xs = [d[name] for d in per_doc]
         out[name] = mean(xs)
         out[f"{name}_stderr"] = mean_stderr(xs)
     return out
+
+
+# --- corpus metrics over (gold, pred) pairs, as the harness's sklearn calls compute them ---------
+
+
+def _confusion(golds: Sequence[int], preds: Sequence[int]) -> np.ndarray:
+    """Confusion matrix (rows gold, columns pred) over the labels seen in either, sorted (sklearn's)."""
+    g, p = np.asarray(golds, dtype=np.int64), np.asarray(preds, dtype=np.int64)
+    if g.shape != p.shape or g.ndim != 1 or g.size == 0:
+        raise ValueError(f"need equal, non-empty gold and pred lists, got {g.shape} and {p.shape}")
+    labels = np.union1d(g, p)
+    gi, pi = np.searchsorted(labels, g), np.searchsorted(labels, p)
+    k = labels.size
+    return np.bincount(gi * k + pi, minlength=k * k).reshape(k, k)
+
+
+def balanced_accuracy(golds: Sequence[int], preds: Sequence[int]) -> float:
+    """Harness ``balanced_mean`` over ``(acc, gold)``: per gold class (in first-seen order) the mean
+    accuracy, then the plain mean of the classes. Classes only predicted, never gold, do not count."""
+    if len(golds) != len(preds) or len(golds) == 0:
+        raise ValueError("need equal, non-empty gold and pred lists")
+    by_class: dict[int, list[float]] = {}
+    for g, p in zip(golds, preds, strict=True):
+        by_class.setdefault(int(g), []).append(1.0 if g == p else 0.0)
+    avgs = [sum(v) / len(v) for v in by_class.values()]
+    return sum(avgs) / len(avgs)
+
+
+def matthews_corrcoef(golds: Sequence[int], preds: Sequence[int]) -> float:
+    """``sklearn.metrics.matthews_corrcoef(golds, preds)`` (multiclass R_K; 0.0 when undefined)."""
+    c = _confusion(golds, preds).astype(np.float64)
+    t_sum, p_sum = c.sum(axis=1), c.sum(axis=0)
+    n_correct, n = np.trace(c), c.sum()
+    cov_ytyp = n_correct * n - np.dot(t_sum, p_sum)
+    cov_ypyp = n * n - np.dot(p_sum, p_sum)
+    cov_ytyt = n * n - np.dot(t_sum, t_sum)
+    if cov_ypyp * cov_ytyt == 0:
+        return 0.0
+    return float(cov_ytyp / np.sqrt(cov_ytyt * cov_ypyp))
+
+
+def macro_f1(golds: Sequence[int], preds: Sequence[int]) -> float:
+    """``sklearn.metrics.f1_score(golds, preds, average="macro")``: the unweighted mean of each label's
+    F1 = 2tp / (2tp + fp + fn) over the labels seen in gold or pred (0 for a label with no tp, fp, fn)."""
+    c = _confusion(golds, preds).astype(np.float64)
+    tp = np.diag(c)
+    fp, fn = c.sum(axis=0) - tp, c.sum(axis=1) - tp
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1.mean())
+
+
+BOOTSTRAP_ITERS = 2000
+BOOTSTRAP_SEED = 1234
+
+
+def bootstrap_stderr(metric: Callable[[Sequence[int], Sequence[int]], float], golds: Sequence[int],
+                     preds: Sequence[int], iters: int = BOOTSTRAP_ITERS, seed: int = BOOTSTRAP_SEED) -> float:
+    """Standard error of a corpus metric: the sample sd (ddof=1) of the metric over ``iters`` resamples
+    of the docs with replacement. Seeded and vectorised (numpy); the harness draws 100,000 resamples
+    with python's ``random`` instead, so the value agrees with its ``mcc_stderr`` only to about 2
+    significant digits, never bit for bit. MCC's resamples are computed in one batch."""
+    g, p = np.asarray(golds, dtype=np.int64), np.asarray(preds, dtype=np.int64)
+    n = g.size
+    if n < 2:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(iters, n))
+    if metric is matthews_corrcoef:
+        values = _mcc_batch(g[idx], p[idx])
+    else:
+        values = np.array([metric(g[i], p[i]) for i in idx])
+    return float(np.std(values, ddof=1))
+
+
+def _mcc_batch(g: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """MCC of each row of ``g``/``p`` (shape (B, n)), as :func:`matthews_corrcoef` computes one."""
+    labels = np.union1d(g, p)
+    k = labels.size
+    b = g.shape[0]
+    code = np.searchsorted(labels, g) * k + np.searchsorted(labels, p) + (np.arange(b) * k * k)[:, None]
+    c = np.bincount(code.ravel(), minlength=b * k * k).reshape(b, k, k).astype(np.float64)
+    t_sum, p_sum = c.sum(axis=2), c.sum(axis=1)
+    n = c.sum(axis=(1, 2))
+    n_correct = np.trace(c, axis1=1, axis2=2)
+    cov_ytyp = n_correct * n - (t_sum * p_sum).sum(axis=1)
+    cov_ypyp = n * n - (p_sum * p_sum).sum(axis=1)
+    cov_ytyt = n * n - (t_sum * t_sum).sum(axis=1)
+    denom = cov_ytyt * cov_ypyp
+    return np.divide(cov_ytyp, np.sqrt(denom, where=denom > 0, out=np.ones_like(denom)),
+                     out=np.zeros_like(denom), where=denom > 0)
 
 
 @dataclass(frozen=True)
@@ -71,11 +186,20 @@ class MetricSpec:
     items: str = "binary"
     """``binary`` (0/1 per doc: exact McNemar), ``continuous`` (paired permutation) or ``corpus``
     (a statistic over all docs, such as a correlation: paired bootstrap)."""
+    compute: Callable[[Sequence[int], Sequence[int]], float] | None = None
+    """For a ``corpus`` metric over each doc's ``[gold, pred]``: the metric of (golds, preds)."""
+    bootstrap_stderr: bool = False
+    """Whether the results carry ``<name>_stderr`` from a bootstrap (the harness has one for MCC only)."""
+    minimum: float = 0.0
+    """The lowest valid value (MCC: -1); the highest is ``scale``."""
 
 
 METRICS = {spec.name: spec for spec in (
     MetricSpec("acc"),
     MetricSpec("acc_norm"),
+    MetricSpec("balanced_acc", items="corpus", compute=balanced_accuracy),
+    MetricSpec("mcc", items="corpus", compute=matthews_corrcoef, bootstrap_stderr=True, minimum=-1.0),
+    MetricSpec("macro_f1", items="corpus", compute=macro_f1),
 )}
 
 

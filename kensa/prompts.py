@@ -28,6 +28,10 @@ class PromptTemplate:
     target: str
     fewshot_sep: str = "\n\n"
     name: str = ""
+    labels: tuple[str, ...] = ()
+    """Label words of this prompt version, in label-id order, where they differ between versions
+    (MARC-ja: ``positive/negative`` in 0.2, ``ポジティブ/ネガティブ`` after): they are the continuations,
+    and the view's ``answer`` is the gold one."""
 
     def fields(self) -> set[str]:
         """Names the format strings use; a task checks its views provide all of them."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kensa.errors import OptionError
 
@@ -44,3 +44,42 @@ def draw_shots(rnd: random.Random, pool: Sequence[T], k: int) -> list[T]:
     if k > len(pool):
         raise OptionError("--num-fewshot", f"k={k} but the few-shot pool has only {len(pool)} docs")
     return rnd.sample(list(pool), k)
+
+
+class StratifiedSampler:
+    """The harness's ``_stratified_fewshot_examples`` (JNLI >= 1.3, JCoLA 0.2), call for call.
+
+    Strata are the pool docs grouped by ``key`` (the rendered target, e.g. ``"含意"`` or ``" はい"``)
+    in first-seen order, with ratio = group size / pool size. For each draw of k:
+    n_t = floor(ratio_t * k); while the n_t sum to less than k, the stratum with the smallest n_t
+    (the first in insertion order on ties) gets one more; then ``rnd.sample(group_t, n_t)`` per
+    stratum in insertion order, and one ``rnd.shuffle`` of the lot.
+    """
+
+    def __init__(self, pool: Sequence[T], key) -> None:
+        self.groups: dict[Any, list[T]] = {}
+        for doc in pool:
+            self.groups.setdefault(key(doc), []).append(doc)
+        self.ratios = {t: len(g) / len(pool) for t, g in self.groups.items()} if pool else {}
+        self.size = len(pool)
+
+    def counts(self, k: int) -> dict[Any, int]:
+        n = {t: int(r * k) for t, r in self.ratios.items()}
+        for _ in range(k - sum(n.values())):
+            t = min(n, key=n.get)
+            n[t] += 1
+        return n
+
+    def draw(self, rnd: random.Random, k: int) -> list[T]:
+        if k == 0:
+            return []
+        if k > self.size:
+            raise OptionError("--num-fewshot", f"k={k} but the few-shot pool has only {self.size} docs")
+        samples: list[T] = []
+        for t, n in self.counts(k).items():
+            if n > len(self.groups[t]):
+                raise OptionError("--num-fewshot", f"k={k} needs {n} shots with target {t!r} but the pool "
+                                                   f"has only {len(self.groups[t])}")
+            samples.extend(rnd.sample(self.groups[t], n))
+        rnd.shuffle(samples)
+        return samples

@@ -20,7 +20,7 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
 
 # Two prompt versions keep the copies' runs short; the first test runs them all.
-SOME = ("--prompt-version", "0.3,0.6")
+SOME = ("--prompt-version", "0.3,0.6", "-k", "jcommonsenseqa")  # two JCommonsenseQA variants
 
 
 def suite(tmp_path, *args):

@@ -191,7 +191,15 @@ def test_suite_test_ids():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     ids = [ln.split("[", 1)[1].rstrip("]") for ln in out.stdout.splitlines() if "::test_task[" in ln]
-    assert ids == [f"jcommonsenseqa-1.1-{v}" for v in VERSIONS]
+    assert [i for i in ids if i.startswith("jcommonsenseqa-")] == [f"jcommonsenseqa-1.1-{v}" for v in VERSIONS]
+    # the other JGLUE-suite tasks, in registry order (name, then task version)
+    assert [i for i in ids if not i.startswith("jcommonsenseqa-")] == (
+        [f"jcola-0.2-{v}" for v in ("0.0", "0.3", "0.4", "0.5", "0.6")]
+        + [f"jnli-1.1-{v}" for v in ("0.2", "0.3", "0.4", "0.5")]
+        + [f"jnli-1.3-{v}" for v in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+        + [f"marc_ja-1.1-{v}" for v in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+        + ["xwinograd_ja"]
+    )
 
 
 # --- any text renders verbatim -------------------------------------------------------------

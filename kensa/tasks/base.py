@@ -7,11 +7,13 @@ score one document.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kensa.data import DatasetSpec, DataSource, Split, load_split
+from kensa.data import DatasetSpec, DataSource, Split, load_split, read_jsonl
 from kensa.errors import DataError, KensaError
 from kensa.prompts import PromptTemplate, check_unique_versions
 
@@ -27,8 +29,22 @@ class TaskVariant:
 
     @property
     def task_id(self) -> str:
-        """Harness registry key, e.g. ``jcommonsenseqa-1.1-0.3``; also the pytest id."""
+        """Harness registry key, e.g. ``jcommonsenseqa-1.1-0.3``; also the pytest id. A task without
+        prompt versions (XWinograd) is registered under its bare name, e.g. ``xwinograd_ja``."""
+        if not self.task.prompt_versioned:
+            return self.task.name
         return f"{self.task.name}-{self.task.version}-{self.template.version}"
+
+    def view(self, row: Row) -> dict[str, str]:
+        """The task's view of a row, with ``answer`` in this prompt version's label words if it has its own."""
+        view = self.task.view(row)
+        if self.template.labels:
+            view = {**view, "answer": self.template.labels[self.task.gold(row)]}
+        return view
+
+    def choices(self, row: Row) -> list[str]:
+        """The continuations to score: this prompt version's label words if it has its own, else the task's."""
+        return list(self.template.labels) if self.template.labels else self.task.choices(row)
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,8 @@ class MultipleChoiceTask:
     suite: str
     dataset: DatasetSpec
     eval_split: str
-    fewshot_split: str
+    fewshot_split: str | None
+    """The few-shot pool's split; None for a 0-shot-only task with no pool (XWinograd)."""
     num_fewshot: int
     templates: Sequence[PromptTemplate]
     view: Callable[[Row], dict[str, str]]
@@ -59,6 +76,15 @@ class MultipleChoiceTask:
     description: str = ""
     extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...] = field(default=())
     """Row checks beyond field types; each returns (field, message) for a bad row."""
+    fewshot_fallback: tuple[str, ...] = ()
+    """Splits to draw shots from, in order, when a local ``--data-dir`` has no file for ``fewshot_split``
+    (JNLI: ``test``, as ``shared/data`` has no JNLI train file). The results record the pool's file."""
+    stratified: bool = False
+    """Shots by the harness's stratified sampler (strata = rendered targets) instead of ``rnd.sample``."""
+    strict_acc: bool = False
+    """``acc`` needs the gold choice strictly above every other (a tie scores 0), not argmax-first."""
+    prompt_versioned: bool = True
+    """False for a task registered without prompt versions: its one variant's id is the bare name."""
 
     def __post_init__(self) -> None:
         check_unique_versions(self.name, self.templates)
@@ -71,7 +97,8 @@ class MultipleChoiceTask:
         return [TaskVariant(self, t) for t in self.templates]
 
     def versions(self) -> list[str]:
-        return [t.version for t in self.templates]
+        """Prompt versions (none for a task without them, whose one template has version "")."""
+        return [t.version for t in self.templates] if self.prompt_versioned else []
 
     def check_rows(self, split: Split) -> None:
         """Task-level checks on top of the field types: the gold label must index a choice."""
@@ -92,13 +119,45 @@ class MultipleChoiceTask:
             if not 0 <= gold < n:
                 raise DataError(split.source, i, f"label {gold} is out of range 0..{n - 1}", field="label")
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """Registry key: one task name may be registered at several task versions (JNLI 1.1 and 1.3)."""
+        return (self.name, self.version)
+
     def load(self, source: DataSource) -> tuple[Split, Split | None]:
-        """Load and check the eval split and, when shots are used, the few-shot pool."""
+        """Load and check the eval split and, when the task has one, the few-shot pool."""
         eval_split = load_split(self.dataset, self.eval_split, source)
         self.check_rows(eval_split)
-        pool = load_split(self.dataset, self.fewshot_split, source)
+        if self.fewshot_split is None:
+            return eval_split, None
+        pool = self.load_pool(source)
         self.check_rows(pool)
         return eval_split, pool
+
+    def load_pool(self, source: DataSource) -> Split:
+        """The few-shot pool: ``source.pools[name]`` when given (a split name or a file), else
+        ``fewshot_split``, else (local data only) the first ``fewshot_fallback`` split that has a file."""
+        assert self.fewshot_split is not None
+        override = source.pool_for(self.name)
+        if override is not None:
+            if override in self.dataset.local or source.kind == "hub":
+                return load_split(self.dataset, override, source)
+            return read_jsonl(self.dataset, Path(override), split=f"file:{override}")
+        if source.kind != "local" or not self.fallback_needed(source):
+            return load_split(self.dataset, self.fewshot_split, source)
+        for split in self.fewshot_fallback:
+            if self.has_local(source, split):
+                warnings.warn(f"{self.name}: no {self.fewshot_split!r} file under {source.root}; few-shot examples "
+                              f"come from the {split!r} split instead (recorded in the results)", stacklevel=2)
+                return load_split(self.dataset, split, source)
+        return load_split(self.dataset, self.fewshot_split, source)  # raises, naming the missing file
+
+    def fallback_needed(self, source: DataSource) -> bool:
+        return bool(self.fewshot_fallback) and not self.has_local(source, self.fewshot_split or "")
+
+    def has_local(self, source: DataSource, split: str) -> bool:
+        pattern = self.dataset.local.get(split)
+        return pattern is not None and source.root is not None and any(source.root.glob(pattern))
 
 
 def validate_templates(task: MultipleChoiceTask, sample_row: Row) -> None:

@@ -8,31 +8,51 @@ import importlib
 from kensa.errors import KensaError
 
 # Task modules, in the order tests are collected (xdist needs one stable order everywhere).
-TASK_MODULES = ("kensa.tasks.jcommonsenseqa",)
+TASK_MODULES = (
+    "kensa.tasks.jcommonsenseqa",
+    "kensa.tasks.jnli",
+    "kensa.tasks.marc_ja",
+    "kensa.tasks.jcola",
+    "kensa.tasks.xwinograd_ja",
+)
 
 _TASKS: dict = {}
+"""(name, task version) -> task: a name may be registered at several versions (JNLI 1.1 and 1.3),
+which share the name's options (``--num-fewshot jnli=K``) and data."""
 
 
 def register(task):
-    if task.name in _TASKS and _TASKS[task.name] is not task:
-        raise KensaError(f"task {task.name!r} is registered twice")
-    _TASKS[task.name] = task
+    key = (task.name, task.version)
+    if key in _TASKS and _TASKS[key] is not task:
+        raise KensaError(f"task {task.name!r} version {task.version} is registered twice")
+    _TASKS[key] = task
     return task
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
 def all_tasks() -> list:
     for module in TASK_MODULES:
         importlib.import_module(module)
-    return [_TASKS[name] for name in sorted(_TASKS)]
+    return [_TASKS[k] for k in sorted(_TASKS, key=lambda k: (k[0], _version_key(k[1])))]
 
 
-def get_task(name: str):
-    tasks = {t.name: t for t in all_tasks()}
-    if name not in tasks:
-        close = difflib.get_close_matches(name, tasks, n=1)
+def get_task(name: str, version: str | None = None):
+    """The task registered as ``name`` at ``version``; without a version, its newest one."""
+    tasks = [t for t in all_tasks() if t.name == name]
+    if not tasks:
+        names = list(dict.fromkeys(t.name for t in all_tasks()))
+        close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KensaError(f"unknown task {name!r} (known: {', '.join(tasks)}){hint}")
-    return tasks[name]
+        raise KensaError(f"unknown task {name!r} (known: {', '.join(names)}){hint}")
+    if version is None:
+        return tasks[-1]
+    for t in tasks:
+        if t.version == version:
+            return t
+    raise KensaError(f"task {name!r} has no version {version!r} (known: {', '.join(t.version for t in tasks)})")
 
 
 def tasks_in_suite(suite: str) -> list:
