@@ -68,7 +68,8 @@ class DataSource:
         return cls("hub")
 
     def describe(self) -> str:
-        return "hub" if self.kind == "hub" else f"{self.kind}:{self.root}"
+        where = "hub" if self.kind == "hub" else f"{self.kind}:{self.root}"
+        return where + "".join(f"; {task} shots from {pool}" for task, pool in self.pools)
 
 
 @dataclass

@@ -157,6 +157,28 @@ def parse_data_source(data_dir: str | None, hub: bool) -> DataSource:
     return DataSource.fixtures()
 
 
+def parse_pools(text: str | None, tasks: Sequence[Any], source: DataSource) -> DataSource:
+    """``--fewshot-pool task=split|file,...``: where each task's shots come from."""
+    if not text:
+        return source
+    by_name = {t.name: t for t in tasks}
+    pools: dict[str, str] = {}
+    for item in text.split(","):
+        name, sep, value = (x.strip() for x in item.partition("="))
+        if not sep or not value:
+            raise OptionError("--fewshot-pool", f"{item!r} is not of the form task=split or task=FILE")
+        if name not in by_name:
+            raise OptionError("--fewshot-pool", f"unknown task {name!r} (known: {', '.join(sorted(by_name))})")
+        if name in pools:
+            raise OptionError("--fewshot-pool", f"task {name!r} is given twice")
+        splits = by_name[name].dataset.local
+        if value not in splits and not Path(os.path.expanduser(value)).is_file():
+            raise OptionError("--fewshot-pool", f"{item!r}: neither a split of {name} ({', '.join(splits)}) "
+                                                "nor an existing file")
+        pools[name] = value if value in splits else str(Path(os.path.expanduser(value)).resolve())
+    return dataclasses.replace(source, pools=tuple(sorted(pools.items())))
+
+
 def parse_device(text: str) -> str:
     if text not in DEVICES:
         raise OptionError("--device", f"{text!r}: expected one of {', '.join(DEVICES)}")
@@ -204,7 +226,7 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
 def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt_version: str | None,
                      num_fewshot: str | None, limit: str | None, device: str, data_dir: str | None,
                      data_from_hub: bool, results_dir: str, tasks: Sequence[Any],
-                     gate: dict[str, Any] | None = None) -> RunConfig:
+                     gate: dict[str, Any] | None = None, fewshot_pool: str | None = None) -> RunConfig:
     versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
     specs = parse_models(models, model_args)
     gate = gate or {}
@@ -218,7 +240,7 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
         num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
         limit=parse_limit(limit),
         device=parse_device(device),
-        data=parse_data_source(data_dir, data_from_hub),
+        data=parse_pools(fewshot_pool, tasks, parse_data_source(data_dir, data_from_hub)),
         results_dir=Path(results_dir),
     )
 

@@ -51,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--data-dir", dest="kensa_data_dir", metavar="DIR",
                     help="local data laid out like shared/data (jglue/jcommonsenseqa/valid-v1.3.json, ...); "
                          "default: the project's own fixtures")
+    group.addoption("--fewshot-pool", dest="kensa_fewshot_pool", metavar="TASK=SPLIT|FILE,...",
+                    help="draw a task's shots from another split or a file in the task's format, e.g. "
+                         "jnli=test (shared/data has no JNLI train split); the results record the pool")
     group.addoption("--data-from-hub", action="store_true", dest="kensa_data_from_hub",
                     help="load each task's Hugging Face Hub dataset with `datasets` (needs network or cache)")
     group.addoption("--results-dir", dest="kensa_results_dir", default="results", metavar="DIR",
@@ -83,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
             models=opt.kensa_models, model_args=opt.kensa_model_args, prompt_version=opt.kensa_prompt_version,
             num_fewshot=opt.kensa_num_fewshot, limit=opt.kensa_limit, device=opt.kensa_device,
             data_dir=opt.kensa_data_dir, data_from_hub=opt.kensa_data_from_hub,
-            results_dir=opt.kensa_results_dir, tasks=all_tasks(),
+            results_dir=opt.kensa_results_dir, tasks=all_tasks(), fewshot_pool=opt.kensa_fewshot_pool,
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
                       accept_env_change=opt.kensa_accept_env_change),

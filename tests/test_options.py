@@ -25,6 +25,7 @@ from kensa.options import (
     parse_prompt_versions,
 )
 from kensa.tasks.jcommonsenseqa import TASK
+from tests.helpers import REPO
 
 
 @contextmanager
@@ -402,3 +403,25 @@ def test_home_relative_tokenizer_path(tmp_path, monkeypatch):
     (tmp_path / "tok").mkdir()
     (spec,) = parse_models(["tiny"], ["tokenizer=~/tok"])
     assert spec.args.tokenizer is not None
+
+
+def test_fewshot_pool_names_a_split_or_a_file(tmp_path):
+    from kensa.data import DataSource
+    from kensa.options import parse_pools
+    from kensa.tasks import all_tasks
+
+    tasks = all_tasks()
+    source = parse_pools("jnli=validation", tasks, DataSource.fixtures())
+    assert source.pool_for("jnli") == "validation" and "jnli shots from validation" in source.describe()
+    jnli = next(t for t in tasks if t.name == "jnli")
+    _, pool = jnli.load(source)
+    assert pool.source.endswith("fixtures/jglue/jnli/valid-v1.3.json")
+    pool_file = tmp_path / "pool.json"
+    pool_file.write_text((REPO / "fixtures/jglue/jnli/train-v1.3.json").read_text(encoding="utf-8"), encoding="utf-8")
+    _, pool = jnli.load(parse_pools(f"jnli={pool_file}", tasks, DataSource.fixtures()))
+    assert pool.source == str(pool_file)
+    for text, message in [("jnli", "not of the form"), ("nope=valid", "unknown task 'nope'"),
+                          ("jnli=nosuch", "neither a split of jnli"), ("jnli=validation,jnli=test", "given twice")]:
+        with pytest.raises(OptionError, match="--fewshot-pool") as exc:
+            parse_pools(text, tasks, DataSource.fixtures())
+        assert message in str(exc.value)
