@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kensa import __version__
 from kensa.fingerprint import incomparable
-from kensa.gate import RunRecord, stale_reasons
+from kensa.gate import RunRecord, default_abs_floor, stale_reasons
 from kensa.metrics import metric_spec
 from kensa.thresholds import Entry, MetricBaseline, Thresholds, write_items, write_thresholds
 
@@ -80,12 +80,20 @@ def entry_from_run(run: RunRecord, date: str, previous: Entry | None = None, *, 
 
 
 def _lowered(old: Entry, run: RunRecord) -> list[str]:
+    """Each metric the run would lower, and a warning when it ends more than 2 x abs_floor below the
+    entry's first anchor: several small lowerings must not add up to a large unreviewed drop."""
     out = []
     for name in run.gated:
         mb = old.metrics[name]
         sign = 1.0 if mb.direction == "higher" else -1.0
         if sign * (run.metrics[name] - mb.value) < 0:
-            out.append(f"{name} {mb.value:.4f} -> {run.metrics[name]:.4f}")
+            text = f"{name} {mb.value:.4f} -> {run.metrics[name]:.4f}"
+            floor = mb.abs_floor if mb.abs_floor is not None else default_abs_floor(
+                run.kind, run.environment.get("device", "cpu"), run.n, metric_spec(name).scale)
+            anchor = mb.anchor if mb.anchor is not None else mb.value
+            if sign * (anchor - run.metrics[name]) > 2 * floor:
+                text += f" (WARNING: {sign * (anchor - run.metrics[name]):.4f} below its first anchor {anchor:.4f})"
+            out.append(text)
     return out
 
 

@@ -923,3 +923,13 @@ def test_corpus_items_round_trip_and_a_bad_pair_names_the_line(corpus_metric, tm
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ThresholdsError, match=r"line 3, field 'corpus_acc'.*\[gold, pred\]"):
         load_items(tmp_path, entry, tmp_path / "t.toml")
+
+
+def test_lowering_far_below_the_first_anchor_is_flagged(tmp_path):
+    """abs_floor on CPU at n = 20 is 1/20 = 0.05: a metric 0.15 below its anchor (> 2 x 0.05) is flagged."""
+    old = entry_for(run_record(ones(14, 20)), acc={"anchor": 0.8}, acc_norm={"anchor": 0.7})
+    _, changes, _ = apply_update(old_thresholds(tmp_path, old), [run_record(ones(13, 20))], allow_lower=True,
+                                 provenance=PROV, date=DATE)
+    # acc: 0.80 - 0.65 = 0.15 > 0.10 -> flagged; acc_norm: 0.70 - 0.65 = 0.05 -> not
+    assert changes[0].detail == ("acc 0.7000 -> 0.6500 (WARNING: 0.1500 below its first anchor 0.8000); "
+                                 "acc_norm 0.7000 -> 0.6500")
