@@ -349,6 +349,8 @@ def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
 def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
     """Holm over every compared row of the session, then each row's final status."""
     compared = [i for i, c in enumerate(checks) if c.p is not None]
+    if not compared:  # nothing to correct (and no reason to import scipy, e.g. under --collect-only)
+        return list(checks)
     adjusted = _stats().holm([checks[i].p for i in compared])
     out = list(checks)
     for i, p in zip(compared, adjusted):

@@ -105,11 +105,11 @@ def apply_update(th: Thresholds, runs: Sequence[RunRecord], *, allow_lower: bool
     changes, written = [], []
     for run in sorted(runs, key=lambda r: r.task_id):
         old = entries.get(run.task_id)
+        differences = stale_reasons(old, run) + incomparable(old.environment, run.environment) if old else []
         if old is None:
             status, detail = "created", ""
-        elif stale_reasons(old, run) or incomparable(old.environment, run.environment):
-            status = "replaced"
-            detail = "; ".join(stale_reasons(old, run) + incomparable(old.environment, run.environment))
+        elif differences:
+            status, detail = "replaced", "; ".join(differences)
         elif (lowered := _lowered(old, run)) and not allow_lower:
             changes.append(Change(th.baseline, run.task_id, "refused",
                                   f"{'; '.join(lowered)}: lowering needs --allow-lower"))

@@ -157,9 +157,9 @@ def test_several_models_run_one_after_another(suite):
     assert (out / "tiny" / "results.json").is_file() and (out / "tiny-llama" / "results.json").is_file()
 
 
-def test_collect_only_imports_neither_torch_nor_transformers():
+def test_collect_only_imports_neither_torch_transformers_nor_scipy():
     code = ("import sys, pytest; rc = pytest.main(['--collect-only', '-q', 'suites']); "
-            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)); "
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'datasets', 'scipy') if m in sys.modules)); "
             "raise SystemExit(rc)")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
