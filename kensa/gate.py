@@ -287,9 +287,15 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
             if spec.items == "binary":
                 psi = max(sum(1 for a, b in zip(base, cand) if a != b) / run.n, PLANNING_DISCORDANCE)
                 check.mde = _stats().mde_binary(run.n, psi, alpha=level, power=POWER) * spec.scale
-            elif spec.items == "corpus":  # the bootstrap's standard error of the difference
+            elif spec.items == "corpus":
+                # The bootstrap's standard error of the difference is 0 when the run equals the baseline, so
+                # plan as for continuous items from the baseline's own stderr; with neither (a constant
+                # predictor, or a metric without stderr) the power cannot be estimated: MDE = inf.
                 se_diff = t_drop.detail.get("se", math.nan)
-                check.mde = (_stats().one_sided_z(level) + _stats().one_sided_z(1 - POWER)) * se_diff
+                se_plan = max(se_diff if math.isfinite(se_diff) else 0.0,
+                              math.sqrt(2 * PLANNING_DISCORDANCE) * (mb.stderr or 0.0))
+                z = _stats().one_sided_z(level) + _stats().one_sided_z(1 - POWER)
+                check.mde = z * se_plan if se_plan > 0 else math.inf
             else:
                 sd_base = (mb.stderr or 0.0) * math.sqrt(run.n)
                 sd = max(t_drop.sd_diff, math.sqrt(2 * PLANNING_DISCORDANCE) * sd_base)

@@ -903,6 +903,12 @@ def test_a_corpus_metric_without_change_passes_and_flips_read_gold_and_pred(corp
     base = corpus_run(preds, golds)
     [row] = compare(entry_for(base), base.items, base, GateSettings(family_size=1), Path("t.toml"))
     assert row.p == 1.0 and row.flips == 0 and not row.failed
+    # No variation in the paired difference: power is planned from the baseline's stderr (0.05 here),
+    # (z(0.05) + z(0.2)) * sqrt(0.2) * 0.05; without a stderr it cannot be estimated at all.
+    assert row.mde == pytest.approx((Z_05 + Z_20) * math.sqrt(0.2) * 0.05)
+    blind = entry_for(base, corpus_acc={"stderr": None})
+    [row] = compare(blind, base.items, base, GateSettings(family_size=1), Path("t.toml"))
+    assert row.mde == math.inf and row.status == "underpowered"
     worse = corpus_run([(g + 1) % 3 for g in golds], golds)
     samples = [{"doc_id": i, "gold": g, "pred": (g + 1) % 3, "prompt": "p"} for i, g in enumerate(golds)]
     report = flips(base.items, samples, ["corpus_acc"], {"corpus_acc": "higher"})
