@@ -17,6 +17,7 @@ from kensa.data import DataSource
 from kensa.errors import OptionError
 from kensa.models.args import ModelArgs, parse_model_args
 from kensa.options import (
+    build_run_config,
     parse_data_source,
     parse_device,
     parse_limit,
@@ -425,3 +426,31 @@ def test_fewshot_pool_names_a_split_or_a_file(tmp_path):
         with pytest.raises(OptionError, match="--fewshot-pool") as exc:
             parse_pools(text, tasks, DataSource.fixtures())
         assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(("gate", "message"), [
+    (dict(mode="maybe"), "--gate: 'maybe': expected on or off"),
+    (dict(mode="off", update=True), "--thresholds-update: cannot be combined with --gate off"),
+    (dict(allow_lower=True), "--allow-lower: only means something with --thresholds-update"),
+    (dict(baselines=["a/b"]), "--baseline: 'a/b': a baseline name is a file name"),
+    (dict(baselines=["a", "b"]), "--baseline: given 2 times for 1 models"),
+    (dict(alpha="x"), "--alpha: 'x': expected a number"),
+    (dict(alpha="1.5"), "--alpha: '1.5': must be between 0 and 1"),
+])
+def test_bad_gate_options_name_the_option_and_value(gate, message):
+    from kensa.tasks import all_tasks
+
+    with pytest.raises(OptionError) as exc:
+        build_run_config(models=["tiny"], model_args=[], prompt_version=None, num_fewshot=None, limit=None,
+                         device="cpu", data_dir=None, data_from_hub=False, results_dir="r", tasks=all_tasks(),
+                         gate=gate)
+    assert message in str(exc.value)
+
+
+def test_two_models_cannot_update_one_baseline():
+    from kensa.tasks import all_tasks
+
+    with pytest.raises(OptionError, match="two models cannot update the same baseline"):
+        build_run_config(models=["tiny", "tiny-llama"], model_args=[], prompt_version=None, num_fewshot=None,
+                         limit=None, device="cpu", data_dir=None, data_from_hub=False, results_dir="r",
+                         tasks=all_tasks(), gate=dict(baselines=["line"], update=True))
