@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from kensa.data import Split
 from kensa.metrics import METRICS, aggregate, multiple_choice_scores
+
+aggregate_run = aggregate
 from kensa.sampling import StratifiedSampler, draw_shots, shuffled
 from kensa.tasks.base import TaskVariant
 
@@ -62,15 +64,25 @@ class TaskRun:
     limit: float | None = None
     item_keys: list[Any] = field(default_factory=list, repr=False)
     """Each doc's own id (``q_id``), or its position when the dataset has none: pairs items with a baseline's."""
+    per_doc: list[dict[str, Any]] | None = field(default=None, repr=False)
+    """What each doc contributed to the metrics (values, and ``gold``/``pred`` for corpus metrics);
+    None: read them from the samples (multiple choice keeps them there)."""
+    clusters: list[Any] | None = field(default=None, repr=False)
+    """Each doc's cluster for the paired test (JSQuAD: questions on one paragraph), or None."""
 
     def items(self, metrics: Sequence[str]) -> dict[str, Any]:
         """Per-doc values of ``metrics`` in doc order, for the paired gate. A corpus metric (MCC, F1
-        over classes) has no per-doc value: its items are each doc's ``[gold, pred]``."""
+        over classes, a correlation) has no per-doc value: its items are each doc's ``[gold, pred]``."""
+        rows = self.per_doc if self.per_doc is not None else self.samples
+
         def values(m: str) -> list[Any]:
-            if all(m in s for s in self.samples):
-                return [float(s[m]) for s in self.samples]
-            return [[s["gold"], s["pred"]] for s in self.samples]
-        return {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
+            if all(m in r for r in rows):
+                return [float(r[m]) for r in rows]
+            return [[r["gold"], r["pred"]] for r in rows]
+        out: dict[str, Any] = {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
+        if self.clusters is not None:
+            out["clusters"] = list(self.clusters)
+        return out
 
     def summary(self, gated: Sequence[str] = ()) -> dict[str, Any]:
         """Everything but the samples (and the per-doc values of the gated metrics): small enough to
@@ -142,6 +154,16 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LanguageModel, eval_split
     )
 
 
+def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Split | None, k: int,
+                     limit: float | None = None, progress: Progress | None = None) -> TaskRun:
+    """Score one task variant, whatever its kind."""
+    if variant.task.kind == "generation":
+        from kensa.generation import evaluate_generation
+
+        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress)
+    return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)
+
+
 def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
     """What is wrong with a run's numbers, if anything: a lost doc, a non-finite or positive
     log-likelihood, a prediction that is not a choice, a metric outside [0, 1]."""
@@ -151,6 +173,10 @@ def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
     if run.n != expected_docs or len(run.samples) != expected_docs:
         problems.append(f"{run.task_id}: scored {run.n} docs ({len(run.samples)} samples), expected {expected_docs}")
     for s in run.samples:
+        if run.kind == "generation":
+            if not isinstance(s.get("generation"), str):
+                problems.append(f"{run.task_id} doc {s['doc_id']}: no generated text")
+            continue
         bad = [ll for ll in s["loglikelihoods"] if not math.isfinite(ll) or ll > 1e-4]
         if bad:
             problems.append(f"{run.task_id} doc {s['doc_id']}: log-likelihoods {bad} are not finite and <= 0")
@@ -161,7 +187,7 @@ def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
         if name.endswith("_stderr"):
             continue
         spec = METRICS.get(name)
-        low, high = (spec.minimum, spec.scale) if spec is not None else (0.0, 1.0)
+        low, high = (spec.minimum, spec.upper) if spec is not None else (0.0, 1.0)
         if not low <= value <= high:
             problems.append(f"{run.task_id}: {name}={value} is outside [{low:g}, {high:g}]")
     return problems

@@ -83,6 +83,8 @@ class RunRecord:
     items: Items
     environment: Mapping[str, str]
     identity: Mapping[str, str]
+    clusters: list[Any] | None = None
+    """Each doc's cluster (JSQuAD: its paragraph), flipped together by the permutation test."""
 
     @classmethod
     def from_summary(cls, s: Mapping[str, Any]) -> RunRecord:
@@ -94,7 +96,7 @@ class RunRecord:
                    data_sha256=s["data"]["eval"]["sha256"] or "", fewshot_sha256=fewshot.get("sha256"),
                    kind=s["kind"], metrics=s["metrics"], gated=tuple(s["gated"]),
                    items=Items(list(s["items"]["keys"]), {k: list(v) for k, v in s["items"]["values"].items()}),
-                   environment=s["environment"], identity=s["identity"])
+                   environment=s["environment"], identity=s["identity"], clusters=s["items"].get("clusters"))
 
 
 @dataclass
@@ -233,11 +235,12 @@ def corpus_statistic(name: str) -> Any:
     compute = getattr(metric_spec(name), "compute", None)
     if compute is None:
         raise ValueError(f"corpus metric {name!r} has no compute function in kensa.metrics")
-    return lambda rows: compute(rows[:, 0].astype(int), rows[:, 1].astype(int))
+    return lambda rows: compute(rows[:, 0], rows[:, 1])
 
 
-def _tests(base: Sequence[Any], cand: Sequence[Any], how: str, direction: str, name: str) -> tuple[Any, Any]:
-    """(drop test, gain test) on paired items."""
+def _tests(base: Sequence[Any], cand: Sequence[Any], how: str, direction: str, name: str,
+           clusters: Sequence[Any] | None = None) -> tuple[Any, Any]:
+    """(drop test, gain test) on paired items; ``clusters`` (continuous items only) are flipped together."""
     if how == "corpus":
         stat = corpus_statistic(name)
         return (_stats().bootstrap(base, cand, statistic=stat, direction=direction, n_resamples=CORPUS_RESAMPLES,
@@ -248,8 +251,10 @@ def _tests(base: Sequence[Any], cand: Sequence[Any], how: str, direction: str, n
         return (_stats().mcnemar(base, cand, direction=direction, alternative="drop"),
                 _stats().mcnemar(base, cand, direction=direction, alternative="gain"))
     if how == "continuous":
-        return (_stats().permutation(base, cand, direction=direction, alternative="drop", seed=SEED),
-                _stats().permutation(base, cand, direction=direction, alternative="gain", seed=SEED))
+        return (_stats().permutation(base, cand, clusters=clusters, direction=direction, alternative="drop",
+                                     seed=SEED),
+                _stats().permutation(base, cand, clusters=clusters, direction=direction, alternative="gain",
+                                     seed=SEED))
     raise ValueError(f"no paired test for per-item values of kind {how!r}")
 
 
@@ -281,7 +286,7 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
         cand = run.items.values[name]
         if base_items is not None and mb.rule == "paired":
             base = base_items.values[name]
-            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name)
+            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name, run.clusters)
             check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
             check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
             if spec.items == "binary":
@@ -380,7 +385,7 @@ def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequ
     for name in metrics:
         sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0
         for s, before in zip(samples, base_items.values[name]):
-            after = [s["gold"], s["pred"]] if isinstance(before, list) else float(s[name])
+            after = [s.get("gold_value", s["gold"]), s["pred"]] if isinstance(before, list) else float(s[name])
             if _got_worse(before, after, sign):
                 record = {"metric": name, "doc_id": s["doc_id"], "key": base_items.keys[s["doc_id"]],
                           "baseline": before, "candidate": after}

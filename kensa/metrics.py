@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,14 +72,14 @@ def aggregate(per_doc: Sequence[dict[str, float]], names: Sequence[str]) -> dict
         spec = METRICS.get(name)
         if spec is not None and spec.items == "corpus":
             assert spec.compute is not None, name
-            golds = [int(d["gold"]) for d in per_doc]
-            preds = [int(d["pred"]) for d in per_doc]
+            golds = [d["gold"] for d in per_doc]
+            preds = [d["pred"] for d in per_doc]
             out[name] = float(spec.compute(golds, preds))
             if spec.bootstrap_stderr:
                 out[f"{name}_stderr"] = bootstrap_stderr(spec.compute, golds, preds)
             continue
         xs = [d[name] for d in per_doc]
-        out[name] = mean(xs)
+        out[name] = spec.reduce(xs) if spec is not None and spec.reduce is not None else mean(xs)
         out[f"{name}_stderr"] = mean_stderr(xs)
     return out
 
@@ -131,6 +132,45 @@ def macro_f1(golds: Sequence[int], preds: Sequence[int]) -> float:
     denom = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     return float(f1.mean())
+
+
+def _parsed_pairs(golds: Sequence[Any], preds: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The (gold, pred) pairs whose prediction was parsed; an unparseable one (None or NaN) is left out."""
+    g = np.asarray(golds, dtype=np.float64)
+    p = np.asarray([np.nan if x is None else x for x in preds], dtype=np.float64)
+    keep = np.isfinite(p)
+    return g[keep], p[keep]
+
+
+def _correlation(kind: str, golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    """``scipy.stats.pearsonr`` / ``spearmanr`` over the parsed pairs; 0.0 when undefined (fewer than 3
+    parsed outputs, or a constant side), as MCC is 0.0 when undefined: no association can be shown."""
+    g, p = _parsed_pairs(golds, preds)
+    if g.size < 3 or np.all(g == g[0]) or np.all(p == p[0]):
+        return 0.0
+    from scipy import stats  # lazy: collection must not pay for scipy
+
+    r = (stats.pearsonr if kind == "pearson" else stats.spearmanr)(g, p)[0]
+    return float(r) if math.isfinite(r) else 0.0
+
+
+def pearson(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    return _correlation("pearson", golds, preds)
+
+
+def spearman(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    return _correlation("spearman", golds, preds)
+
+
+def count_unparseable(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    """How many outputs could not be read as a prediction: reported, never turned into a number."""
+    return float(sum(1 for x in preds if x is None or (isinstance(x, float) and math.isnan(x))))
+
+
+def _rouge_mid(values: Sequence[float]) -> float:
+    from kensa.metrics_rouge import bootstrap_mid  # lazy: rouge_score and nltk only when XL-Sum runs
+
+    return bootstrap_mid(values)
 
 
 BOOTSTRAP_ITERS = 2000
@@ -191,7 +231,15 @@ class MetricSpec:
     bootstrap_stderr: bool = False
     """Whether the results carry ``<name>_stderr`` from a bootstrap (the harness has one for MCC only)."""
     minimum: float = 0.0
-    """The lowest valid value (MCC: -1); the highest is ``scale``."""
+    """The lowest valid value (MCC: -1)."""
+    maximum: float | None = None
+    """The highest valid value; None: ``scale`` (a count has no upper bound: ``math.inf``)."""
+    reduce: Callable[[Sequence[float]], float] | None = None
+    """How per-doc values become the reported score; None: their mean (XL-Sum: a bootstrap median)."""
+
+    @property
+    def upper(self) -> float:
+        return self.scale if self.maximum is None else self.maximum
 
 
 METRICS = {spec.name: spec for spec in (
@@ -200,6 +248,15 @@ METRICS = {spec.name: spec for spec in (
     MetricSpec("balanced_acc", items="corpus", compute=balanced_accuracy),
     MetricSpec("mcc", items="corpus", compute=matthews_corrcoef, bootstrap_stderr=True, minimum=-1.0),
     MetricSpec("macro_f1", items="corpus", compute=macro_f1),
+    # Generation metrics, on the harness's scales.
+    MetricSpec("exact_match", scale=100.0, items="continuous"),
+    MetricSpec("f1", scale=100.0, items="continuous"),
+    # XL-Sum: per-doc ROUGE-2 F x 100, reported as rouge_score's BootstrapAggregator median (spec 4.2).
+    MetricSpec("rouge2", scale=100.0, items="continuous", reduce=_rouge_mid),
+    MetricSpec("rouge2_mecab", scale=100.0, items="continuous", reduce=_rouge_mid),
+    MetricSpec("pearson", items="corpus", compute=pearson, minimum=-1.0),
+    MetricSpec("spearman", items="corpus", compute=spearman, minimum=-1.0),
+    MetricSpec("unparseable", direction="lower", items="corpus", compute=count_unparseable, maximum=math.inf),
 )}
 
 

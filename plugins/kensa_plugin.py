@@ -198,7 +198,7 @@ def kensa_datasets(kensa_config: RunConfig):
 @pytest.fixture
 def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kensa_datasets):
     """Evaluate a task variant on a model; writes the samples and reports the summary."""
-    from kensa.evaluate import evaluate_multiple_choice
+    from kensa.evaluate import evaluate_variant
     from kensa.report import write_samples
 
     def run(variant, lm):
@@ -208,7 +208,7 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
             pytest.fail(f"kensa: {exc}", pytrace=False)
         k = kensa_config.fewshot_for(variant.task)
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
-        result = evaluate_multiple_choice(variant, lm, eval_split, pool, k, kensa_config.limit, progress)
+        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress)
         progress.finish()
         out_dir = kensa_config.results_dir / lm.spec.slug
         write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)

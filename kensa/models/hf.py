@@ -178,6 +178,15 @@ class HFCausalLM:
     def tok_encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def tokenize(self, text: str) -> list[str]:
+        """The tokenizer's pieces (XL-Sum's published ROUGE-2 is computed on these)."""
+        return self.tokenizer.tokenize(text)
+
+    @property
+    def max_gen_toks(self) -> int:
+        """The generation budget of a request that names none (``max_gen_toks=``, default 256)."""
+        return self.spec.args.max_gen_toks
+
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]:
         """(input ids, number of continuation tokens), left-truncated to the context length."""
         ctx = self.tok_encode(context) if context else [self.tokenizer.eos_token_id]

@@ -57,15 +57,45 @@ def training_examples(source: Any = None) -> list[TrainingExample]:
     source = source or DataSource.fixtures()
     examples = []
     for task in all_tasks():
+        eval_split, pool = task.load(source)
+        if task.kind == "generation":
+            examples += _generation_examples(task, eval_split, pool)
+            continue
         if task.kind != "multiple_choice":
-            # A generation task would add its prompt followed by the reference answer here.
             raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
                              "teach kensa.models.tiny_train.training_examples that kind")
-        eval_split, pool = task.load(source)
         for variant in task.variants():
             for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
                 examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
     return examples
+
+
+class _PromptOnly:
+    """Stands in for a model while rendering training prompts: no length limit, so no prompt is refit
+    (the few-shot draws are then the ones a long-context model gets) and the default budget."""
+
+    name = "tiny-trained/training"
+    max_length = 1 << 30
+    max_gen_toks = 256
+
+    def tok_encode(self, text: str) -> list[int]:
+        return list(text.encode())  # only lengths are asked for; bytes never undercount tokens
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)
+
+
+def _generation_examples(task: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
+    """The prompt, then the doc's target as its shots show it, then the first stop string, so that the
+    model learns to answer and to stop."""
+    from kensa.generation import prepare_generation
+
+    out = []
+    for variant in task.variants():
+        for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, _PromptOnly()):
+            target = variant.template.render_target(variant.view(doc.row))
+            out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else "")))
+    return out
 
 
 def examples_digest(examples: Sequence[TrainingExample]) -> str:

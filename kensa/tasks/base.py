@@ -1,8 +1,8 @@
 """What a task is: its dataset, splits, prompt versions, few-shot count and metrics, as data.
 
-A task file builds one :class:`MultipleChoiceTask` (later: generation tasks) and registers it.
-The evaluation loop lives in ``kensa.evaluate``; a task only says *what* to ask and how to
-score one document.
+A task file builds one :class:`MultipleChoiceTask` or :class:`GenerationTask` and registers it.
+The evaluation loops live in ``kensa.evaluate`` and ``kensa.generation``; a task only says
+*what* to ask and how to score one document.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Row = Mapping[str, Any]
 class TaskVariant:
     """One task at one prompt version: the unit that becomes one pytest test."""
 
-    task: MultipleChoiceTask
+    task: MultipleChoiceTask | GenerationTask
     template: PromptTemplate
 
     @property
@@ -47,8 +47,81 @@ class TaskVariant:
         return list(self.template.labels) if self.template.labels else self.task.choices(row)
 
 
+class TaskData:
+    """Loading and few-shot pools, shared by every kind of task (the fields live on the dataclasses)."""
+
+    name: str
+    version: str
+    dataset: DatasetSpec
+    eval_split: str
+    fewshot_split: str | None
+    fewshot_fallback: tuple[str, ...]
+    templates: Sequence[PromptTemplate]
+    prompt_versioned: bool
+    extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...]
+
+    def variants(self) -> list[TaskVariant]:
+        return [TaskVariant(self, t) for t in self.templates]  # type: ignore[arg-type]
+
+    def versions(self) -> list[str]:
+        """Prompt versions (none for a task without them, whose one template has version "")."""
+        return [t.version for t in self.templates] if self.prompt_versioned else []
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Registry key: one task name may be registered at several task versions (JNLI 1.1 and 1.3)."""
+        return (self.name, self.version)
+
+    def run_extra_checks(self, split: Split, index: int) -> None:
+        row = split.rows[index]
+        for check in self.extra_checks:
+            problem = check(row)
+            if problem is not None:
+                raise DataError(split.source, split.line_of(index), problem[1], field=problem[0])
+
+    def check_rows(self, split: Split) -> None:
+        for index in range(len(split.rows)):
+            self.run_extra_checks(split, index)
+
+    def load(self, source: DataSource) -> tuple[Split, Split | None]:
+        """Load and check the eval split and, when the task has one, the few-shot pool."""
+        eval_split = load_split(self.dataset, self.eval_split, source)
+        self.check_rows(eval_split)
+        if self.fewshot_split is None:
+            return eval_split, None
+        pool = self.load_pool(source)
+        self.check_rows(pool)
+        return eval_split, pool
+
+    def load_pool(self, source: DataSource) -> Split:
+        """The few-shot pool: ``source.pools[name]`` when given (a split name or a file), else
+        ``fewshot_split``, else (local data only) the first ``fewshot_fallback`` split that has a file."""
+        assert self.fewshot_split is not None
+        override = source.pool_for(self.name)
+        if override is not None:
+            if override in self.dataset.local or source.kind == "hub":
+                return load_split(self.dataset, override, source)
+            reader = self.dataset.reader or read_jsonl
+            return reader(self.dataset, Path(override), split=f"file:{override}")
+        if source.kind != "local" or not self.fallback_needed(source):
+            return load_split(self.dataset, self.fewshot_split, source)
+        for split in self.fewshot_fallback:
+            if self.has_local(source, split):
+                warnings.warn(f"{self.name}: no {self.fewshot_split!r} file under {source.root}; few-shot examples "
+                              f"come from the {split!r} split instead (recorded in the results)", stacklevel=2)
+                return load_split(self.dataset, split, source)
+        return load_split(self.dataset, self.fewshot_split, source)  # raises, naming the missing file
+
+    def fallback_needed(self, source: DataSource) -> bool:
+        return bool(self.fewshot_fallback) and not self.has_local(source, self.fewshot_split or "")
+
+    def has_local(self, source: DataSource, split: str) -> bool:
+        pattern = self.dataset.local.get(split)
+        return pattern is not None and source.root is not None and any(source.root.glob(pattern))
+
+
 @dataclass(frozen=True)
-class MultipleChoiceTask:
+class MultipleChoiceTask(TaskData):
     """A log-likelihood multiple-choice task (JCommonsenseQA, JNLI, MARC-ja, ...).
 
     Each choice is scored as a continuation of the prompt; ``acc`` takes the argmax of the
@@ -93,21 +166,11 @@ class MultipleChoiceTask:
     def kind(self) -> str:
         return "multiple_choice"
 
-    def variants(self) -> list[TaskVariant]:
-        return [TaskVariant(self, t) for t in self.templates]
-
-    def versions(self) -> list[str]:
-        """Prompt versions (none for a task without them, whose one template has version "")."""
-        return [t.version for t in self.templates] if self.prompt_versioned else []
-
     def check_rows(self, split: Split) -> None:
         """Task-level checks on top of the field types: the gold label must index a choice."""
         for index, row in enumerate(split.rows):
             i = split.line_of(index)
-            for check in self.extra_checks:
-                problem = check(row)
-                if problem is not None:
-                    raise DataError(split.source, i, problem[1], field=problem[0])
+            self.run_extra_checks(split, index)
             cs = self.choices(row)
             for j, c in enumerate(cs):
                 if not c:
@@ -119,48 +182,80 @@ class MultipleChoiceTask:
             if not 0 <= gold < n:
                 raise DataError(split.source, i, f"label {gold} is out of range 0..{n - 1}", field="label")
 
+
+def stop_at_separator(template: PromptTemplate) -> tuple[str, ...]:
+    """The harness's ``SEP`` as the stop string: the literal ``<NL>`` for the rinna-sft prompts (0.4),
+    a newline for every other version (the Llama-2 prompts too, whose few-shot separator differs)."""
+    return ("<NL>",) if template.fewshot_sep == "<NL>" else ("\n",)
+
+
+DEFAULT_MAX_NEW_TOKENS = 256
+"""``max_gen`` of the harness's ``greedy_until`` when a request names no length (MGSM)."""
+
+
+@dataclass(frozen=True)
+class GenerationTask(TaskData):
+    """A greedy-generation task (JSQuAD, JAQKET v2, XL-Sum, MGSM, JSTS).
+
+    Per doc the engine renders the prompt (fitting it to the model's context when the task says
+    how), asks the model for a greedy continuation cut at the stop strings, and hands the text to
+    ``score``. ``score(generation, row, lm)`` returns the doc's metric values (on the metric's own
+    scale), plus ``extracted`` where the task parses an answer out of the text, plus ``gold_value``
+    and ``pred`` for a corpus metric over (gold, prediction) pairs (JSTS's correlations).
+    """
+
+    name: str
+    version: str
+    suite: str
+    dataset: DatasetSpec
+    eval_split: str
+    fewshot_split: str | None
+    num_fewshot: int
+    templates: Sequence[PromptTemplate]
+    view: Callable[[Row], dict[str, str]]
+    golds: Callable[[Row], list[str]]
+    """Every gold answer of a doc (JSQuAD has several); the first is the few-shot target."""
+    score: Callable[[str, Row, Any], dict[str, Any]]
+    metrics: tuple[str, ...]
+    """The gated metrics, under the harness's result keys (``exact_match``, ``f1``, ``rouge2``, ``acc``)."""
+    reported: tuple[str, ...] = ()
+    """Metrics reported beside the gated ones but never gated (JSTS's ``unparseable`` count)."""
+    max_new_tokens: Callable[[Row, Any], int] | None = None
+    """``max_new_tokens(row, lm)``: the doc's generation budget (JSQuAD: the longest gold answer in the
+    model's tokens). None: the model's ``max_gen_toks`` (the harness's 256)."""
+    until: Callable[[PromptTemplate], tuple[str, ...]] = stop_at_separator
+    fit: Any = None
+    """How a prompt is made to fit ``max_length - max_new_tokens`` tokens: None (the backend cuts it from
+    the left), ``"resample"`` (fewer shots, drawn again, until it fits: JAQKET v2 0.2, MGSM at HEAD), or
+    ``fit(prompt, template, budget, lm) -> prompt`` (XL-Sum's article truncation, MGSM's published cut)."""
+    description: str = ""
+    extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...] = field(default=())
+    fewshot_fallback: tuple[str, ...] = ()
+    stratified: bool = False
+    prompt_versioned: bool = True
+    clusters: Callable[[Row], Any] | None = None
+    """A doc's cluster for the gate's paired test (JSQuAD: the paragraph; its questions are not independent)."""
+
+    def __post_init__(self) -> None:
+        check_unique_versions(self.name, self.templates)
+        if self.fit not in (None, "resample") and not callable(self.fit):
+            raise KensaError(f"task {self.name}: fit must be None, 'resample' or a function, not {self.fit!r}")
+
     @property
-    def key(self) -> tuple[str, str]:
-        """Registry key: one task name may be registered at several task versions (JNLI 1.1 and 1.3)."""
-        return (self.name, self.version)
+    def kind(self) -> str:
+        return "generation"
 
-    def load(self, source: DataSource) -> tuple[Split, Split | None]:
-        """Load and check the eval split and, when the task has one, the few-shot pool."""
-        eval_split = load_split(self.dataset, self.eval_split, source)
-        self.check_rows(eval_split)
-        if self.fewshot_split is None:
-            return eval_split, None
-        pool = self.load_pool(source)
-        self.check_rows(pool)
-        return eval_split, pool
-
-    def load_pool(self, source: DataSource) -> Split:
-        """The few-shot pool: ``source.pools[name]`` when given (a split name or a file), else
-        ``fewshot_split``, else (local data only) the first ``fewshot_fallback`` split that has a file."""
-        assert self.fewshot_split is not None
-        override = source.pool_for(self.name)
-        if override is not None:
-            if override in self.dataset.local or source.kind == "hub":
-                return load_split(self.dataset, override, source)
-            return read_jsonl(self.dataset, Path(override), split=f"file:{override}")
-        if source.kind != "local" or not self.fallback_needed(source):
-            return load_split(self.dataset, self.fewshot_split, source)
-        for split in self.fewshot_fallback:
-            if self.has_local(source, split):
-                warnings.warn(f"{self.name}: no {self.fewshot_split!r} file under {source.root}; few-shot examples "
-                              f"come from the {split!r} split instead (recorded in the results)", stacklevel=2)
-                return load_split(self.dataset, split, source)
-        return load_split(self.dataset, self.fewshot_split, source)  # raises, naming the missing file
-
-    def fallback_needed(self, source: DataSource) -> bool:
-        return bool(self.fewshot_fallback) and not self.has_local(source, self.fewshot_split or "")
-
-    def has_local(self, source: DataSource, split: str) -> bool:
-        pattern = self.dataset.local.get(split)
-        return pattern is not None and source.root is not None and any(source.root.glob(pattern))
+    def check_rows(self, split: Split) -> None:
+        """Task-level checks on top of the field types: every doc needs a non-empty gold answer."""
+        for index, row in enumerate(split.rows):
+            self.run_extra_checks(split, index)
+            golds = self.golds(row)
+            if not golds or not all(isinstance(g, str) and g for g in golds):
+                raise DataError(split.source, split.line_of(index), f"no usable gold answer in {golds!r}",
+                                field="answers")
 
 
-def validate_templates(task: MultipleChoiceTask, sample_row: Row) -> None:
+def validate_templates(task: MultipleChoiceTask | GenerationTask, sample_row: Row) -> None:
     """Every template must render from a view; a missing field is a bug in the task file."""
     view = task.view(sample_row)
     for t in task.templates:
