@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kensa.errors import OptionError
@@ -34,6 +33,8 @@ class Translation:
     output_path: Path | None
     model: str
     results_dir: Path
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Plain harness name -> the task id it runs (``xlsum_ja`` -> ``xlsum_ja-1.0-0.0``)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,8 +104,12 @@ def translate(argv: Sequence[str], known: dict[str, str]) -> Translation:
         if any(item.split("=")[0].strip() == "batch_size" for item in rest):
             raise OptionError("--batch_size", "also given in --model_args")
         rest.append(f"batch_size={args.batch_size}")
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in known]
+    from kensa.tasks.registry import PLAIN_NAMES
+
+    given = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    aliases = {t: PLAIN_NAMES[t] for t in given if t not in known and PLAIN_NAMES.get(t) in known}
+    tasks = [aliases.get(t, t) for t in given]
+    unknown = [t for t in given if t not in known and t not in aliases]
     if unknown:
         raise OptionError("--tasks", f"unknown task(s) {', '.join(unknown)} (kensa has: {', '.join(sorted(known))})")
     results_dir = Path(args.results_dir) if args.results_dir else Path(tempfile.mkdtemp(prefix="kensa-harness-"))
@@ -122,7 +127,16 @@ def translate(argv: Sequence[str], known: dict[str, str]) -> Translation:
     out += ["--baseline", args.baseline] if args.baseline else ["--gate", "off"]
     out += [f"{SUITE}::test_task[{t}]" for t in tasks]
     out.remove(str(SUITE))  # the node ids select the tests
-    return Translation(out, Path(args.output_path) if args.output_path else None, pretrained, results_dir)
+    return Translation(out, Path(args.output_path) if args.output_path else None, pretrained, results_dir, aliases)
+
+
+def rename_plain(doc: dict, aliases: dict[str, str]) -> dict:
+    """Key results by the name the command used, as the harness does (``xlsum_ja``, not ``xlsum_ja-1.0-0.0``)."""
+    back = {task_id: plain for plain, task_id in aliases.items()}
+    for section in ("results", "versions"):
+        if isinstance(doc.get(section), dict):
+            doc[section] = {back.get(k, k): v for k, v in doc[section].items()}
+    return doc
 
 
 def run(argv: Sequence[str]) -> int:
@@ -144,7 +158,7 @@ def run(argv: Sequence[str]) -> int:
     results = tr.results_dir / slug / "results.json"
     if tr.output_path is not None and results.is_file():
         tr.output_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(results, tr.output_path)
-        doc = json.loads(results.read_text(encoding="utf-8"))
+        doc = rename_plain(json.loads(results.read_text(encoding="utf-8")), tr.aliases)
+        tr.output_path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"kensa harness: wrote {tr.output_path} ({', '.join(doc['results'])})")
     return code
