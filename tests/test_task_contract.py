@@ -9,12 +9,14 @@ import pytest
 
 from kensa.data import DataSource
 from kensa.tasks import all_tasks
+from kensa.metrics import METRICS
 from kensa.tasks.base import validate_templates
 
 TASKS = all_tasks()
+IDS = [f"{t.name}-{t.version}" for t in TASKS]
 
 
-@pytest.mark.parametrize("task", TASKS, ids=[t.name for t in TASKS])
+@pytest.mark.parametrize("task", TASKS, ids=IDS)
 class TestTaskContract:
     def test_fixtures_load_and_pass_the_row_checks(self, task):
         eval_split, pool = task.load(DataSource.fixtures())
@@ -32,8 +34,15 @@ class TestTaskContract:
         assert len(set(ids)) == len(ids)
         assert all(i.isascii() and " " not in i and "[" not in i for i in ids)
 
-    def test_choices_are_non_empty_strings(self, task):
+    def test_answers_are_non_empty_strings(self, task):
         eval_split, _ = task.load(DataSource.fixtures())
+        if task.kind == "generation":
+            for row in eval_split.rows:
+                golds = task.golds(row)
+                assert golds and all(isinstance(g, str) and g for g in golds)
+                assert task.view(row)["answer"]  # what a shot's target shows
+            assert task.metrics and all(m in METRICS for m in (*task.metrics, *task.reported))
+            return
         for row in eval_split.rows:
             choices = task.choices(row)
             assert all(isinstance(c, str) and c for c in choices)
