@@ -178,6 +178,9 @@ class HFCausalLM:
     def tok_encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def tok_decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
     def tokenize(self, text: str) -> list[str]:
         """The tokenizer's pieces (XL-Sum's published ROUGE-2 is computed on these)."""
         return self.tokenizer.tokenize(text)

@@ -16,6 +16,7 @@ TASK_MODULES = (
     "kensa.tasks.xwinograd_ja",
     "kensa.tasks.jsquad",
     "kensa.tasks.jaqket_v2",
+    "kensa.tasks.xlsum_ja",
     "kensa.tasks.mgsm",
     "kensa.tasks.jsts",
 )
