@@ -35,6 +35,21 @@ class GeneratingModel(Protocol):
     def generate_until(self, requests: Sequence[Any], progress: Progress | None = None) -> list[str]: ...
 
 
+class NoModel:
+    """Stands in for a model where prompts are rendered without one (training text, prompt snapshots): no
+    length limit, so no prompt is refit and the shots are those a long-context model gets."""
+
+    name = "no-model"
+    max_length = 1 << 30
+    max_gen_toks = 256
+
+    def tok_encode(self, text: str) -> list[int]:
+        return list(text.encode())  # only lengths are asked for; bytes never undercount tokens
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)
+
+
 @dataclass(frozen=True)
 class GenerationDoc:
     doc_id: int

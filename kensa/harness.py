@@ -35,6 +35,8 @@ class Translation:
     results_dir: Path
     aliases: dict[str, str] = field(default_factory=dict)
     """Plain harness name -> the task id it runs (``xlsum_ja`` -> ``xlsum_ja-1.0-0.0``)."""
+    given: list[str] = field(default_factory=list)
+    """``--tasks`` as written, in order."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,7 +129,21 @@ def translate(argv: Sequence[str], known: dict[str, str]) -> Translation:
     out += ["--baseline", args.baseline] if args.baseline else ["--gate", "off"]
     out += [f"{SUITE}::test_task[{t}]" for t in tasks]
     out.remove(str(SUITE))  # the node ids select the tests
-    return Translation(out, Path(args.output_path) if args.output_path else None, pretrained, results_dir, aliases)
+    return Translation(out, Path(args.output_path) if args.output_path else None, pretrained, results_dir, aliases, given)
+
+
+def in_command_order(doc: dict, given: Sequence[str]) -> dict:
+    """Results, versions and ``num_fewshot`` in the order of ``--tasks``, as main.py writes them (the suite
+    runs tasks in its own collection order)."""
+    ran = list(doc.get("results", {}))
+    ks = dict(zip(ran, doc.get("config", {}).get("num_fewshot", []), strict=False))
+    order = [t for t in given if t in ran] + [t for t in ran if t not in given]
+    for section in ("results", "versions"):
+        if isinstance(doc.get(section), dict):
+            doc[section] = {t: doc[section][t] for t in order if t in doc[section]}
+    if "config" in doc and len(ks) == len(ran):
+        doc["config"]["num_fewshot"] = [ks[t] for t in order]
+    return doc
 
 
 def rename_plain(doc: dict, aliases: dict[str, str]) -> dict:
@@ -158,7 +174,7 @@ def run(argv: Sequence[str]) -> int:
     results = tr.results_dir / slug / "results.json"
     if tr.output_path is not None and results.is_file():
         tr.output_path.parent.mkdir(parents=True, exist_ok=True)
-        doc = rename_plain(json.loads(results.read_text(encoding="utf-8")), tr.aliases)
+        doc = in_command_order(rename_plain(json.loads(results.read_text(encoding="utf-8")), tr.aliases), tr.given)
         tr.output_path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"kensa harness: wrote {tr.output_path} ({', '.join(doc['results'])})")
     return code

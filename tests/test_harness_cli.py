@@ -83,20 +83,49 @@ def test_every_harness_model_arg_is_accepted():
     assert args.subfolder == "sub" and args.low_cpu_mem_usage and args.max_gen_toks == 128 and args.device == "cuda:0"
 
 
+def _run_harness(tmp_path, argv):
+    cmd = [sys.executable, "-m", "kensa", "harness", *argv, "--results_dir", str(tmp_path / "res")]
+    done = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_the_xgen_command_runs_as_pasted_on_cpu_with_a_tiny_model(tmp_path):
-    """Only the model is swapped for a built-in tiny one (and its adapter), and --device cpu."""
+    """The published command, with only the model swapped for a built-in tiny one (and its adapter), and
+    --device cpu: five tasks, two of them generation (JSQuAD, and XL-Sum by its plain name). ``--limit 8``
+    keeps it to a minute: bitsandbytes' 8-bit matmul on CPU is slow (the whole fixture set takes 5 min)."""
     pytest.importorskip("transformers")
     out = tmp_path / "result.json"
-    cmd = [sys.executable, "-m", "kensa", "harness", "--model", "hf-causal-experimental", "--model_args",
-           ("pretrained=tiny,peft=tiny-lora,load_in_8bit=True,device_map_option=auto,dtype=float16,"
-           "trust_remote_code=True"), "--tasks", "jcommonsenseqa-1.1-0.3", "--num_fewshot", "2", "--device", "cpu",
-           "--limit", "8", "--output_path", str(out), "--results_dir", str(tmp_path / "res")]
-    done = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _run_harness(tmp_path, [
+        "--model", "hf-causal-experimental", "--model_args",
+        "pretrained=tiny,peft=tiny-lora,load_in_8bit=True,device_map_option=auto,dtype=float16,trust_remote_code=True",
+        "--tasks", "jcommonsenseqa-1.1-0.3,jnli-1.1-0.3,marc_ja-1.1-0.3,jsquad-1.1-0.3,xlsum_ja",
+        "--num_fewshot", "2,3,3,3,1", "--device", "cpu", "--limit", "8", "--output_path", str(out)])
     doc = json.loads(out.read_text(encoding="utf-8"))
-    assert set(doc["results"]) == {"jcommonsenseqa-1.1-0.3"} and doc["versions"]["jcommonsenseqa-1.1-0.3"] == 1.1
-    assert doc["config"]["num_fewshot"] == [2] and doc["config"]["limit"] == 8
+    tasks = ["jcommonsenseqa-1.1-0.3", "jnli-1.1-0.3", "marc_ja-1.1-0.3", "jsquad-1.1-0.3", "xlsum_ja"]
+    assert list(doc["results"]) == tasks  # the plain name stays plain, as in the harness's result.json
+    assert doc["versions"]["xlsum_ja"] == 1.0 and doc["versions"]["jsquad-1.1-0.3"] == 1.1
+    assert set(doc["results"]["jsquad-1.1-0.3"]) >= {"exact_match", "f1"}
+    assert set(doc["results"]["xlsum_ja"]) >= {"rouge2", "rouge2_mecab"}
+    assert doc["config"]["num_fewshot"] == [2, 3, 3, 3, 1]
     assert "peft=tiny-lora" in doc["config"]["model_args"] and "load_in_8bit=True" in doc["config"]["model_args"]
     assert doc["kensa"]["model_info"]["quantization"] == "8bit"
+
+
+@pytest.mark.slow
+def test_the_openorca_command_runs_as_pasted_on_cpu_with_a_tiny_model(tmp_path):
+    """``--model_args pretrained=...,use_accelerate=True --num_fewshot "2,3,3,3" --batch_size 4`` with the
+    README quick-start's task list (plain names: jsquad first, so JSQuAD gets 2 shots)."""
+    pytest.importorskip("transformers")
+    out = tmp_path / "result.json"
+    _run_harness(tmp_path, [
+        "--model", "hf-causal-experimental", "--model_args", "pretrained=tiny,use_accelerate=True",
+        "--tasks", "jsquad,jcommonsenseqa,jnli,marc_ja", "--num_fewshot", "2,3,3,3", "--batch_size", "4",
+        "--device", "cpu", "--limit", "16", "--output_path", str(out)])
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert list(doc["results"]) == ["jsquad", "jcommonsenseqa", "jnli", "marc_ja"]
+    assert doc["versions"] == {"jsquad": 1.1, "jcommonsenseqa": 1.1, "jnli": 1.3, "marc_ja": 1.1}
+    assert doc["config"]["num_fewshot"] == [2, 3, 3, 3]
+    assert "batch_size=4" in doc["config"]["model_args"] and "use_accelerate=True" in doc["config"]["model_args"]

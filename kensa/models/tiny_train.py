@@ -70,29 +70,14 @@ def training_examples(source: Any = None) -> list[TrainingExample]:
     return examples
 
 
-class _PromptOnly:
-    """Stands in for a model while rendering training prompts: no length limit, so no prompt is refit
-    (the few-shot draws are then the ones a long-context model gets) and the default budget."""
-
-    name = "tiny-trained/training"
-    max_length = 1 << 30
-    max_gen_toks = 256
-
-    def tok_encode(self, text: str) -> list[int]:
-        return list(text.encode())  # only lengths are asked for; bytes never undercount tokens
-
-    def tokenize(self, text: str) -> list[str]:
-        return list(text)
-
-
 def _generation_examples(task: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
     """The prompt, then the doc's target as its shots show it, then the first stop string, so that the
     model learns to answer and to stop."""
-    from kensa.generation import prepare_generation
+    from kensa.generation import NoModel, prepare_generation
 
     out = []
     for variant in task.variants():
-        for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, _PromptOnly()):
+        for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel()):
             target = variant.template.render_target(variant.view(doc.row))
             out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else "")))
     return out

@@ -9,6 +9,7 @@ import pytest
 
 from kensa.data import DataSource
 from kensa.evaluate import prepare
+from kensa.generation import NoModel, prepare_generation
 
 KENSA_SUITE = "jglue"
 
@@ -18,6 +19,13 @@ pytestmark = pytest.mark.snapshot
 def test_prompt(task_variant, snapshot):
     task = task_variant.task
     eval_split, pool = task.load(DataSource.fixtures())
+    if task.kind == "generation":
+        # Stop strings and gold answers too; the token budget depends on the model, so it is left out.
+        docs = prepare_generation(task_variant, eval_split, pool, task.num_fewshot, 2, NoModel())
+        rendered = [{"prompt": d.prompt, "until": list(d.until), "golds": d.golds, "fewshot_ids": d.shot_ids}
+                    for d in docs]
+        assert rendered == snapshot
+        return
     docs = prepare(task_variant, eval_split, pool, task.num_fewshot, limit=2)
     rendered = [{"prompt": d.prompt, "continuations": d.continuations, "gold": d.gold, "fewshot_ids": d.shot_ids}
                 for d in docs]
