@@ -27,7 +27,7 @@ from kensa.errors import KensaError
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    steps: int = 720
+    steps: int = 1600
     batch_size: int = 10
     lr: float = 5e-3
     warmup_steps: int = 5
