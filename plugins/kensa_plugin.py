@@ -18,7 +18,7 @@ from kensa.errors import KensaError, ModelLoadError
 from kensa.options import RunConfig, build_run_config
 from kensa.tasks import all_tasks, tasks_in_suite
 
-pytest_plugins = ("plugins.gate", "plugins.reporting")
+pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()

@@ -1,0 +1,149 @@
+"""Readable snapshot files for review, and the guards that keep a partial run from deleting any.
+
+Two syrupy extensions write one UTF-8 text file per snapshot:
+
+* :class:`PromptSnapshot` (``*.prompt.txt``): a task variant's rendered prompts;
+* :class:`TokenizerSnapshot` (``*.tokens.txt``): one model's tokenizer on the probe set.
+
+The text itself is made by :mod:`kensa.snapshot_text` (quoted lines, invisible characters
+escaped, Japanese unescaped).
+
+Guards: a partial run (``-k``, node ids, ``--prompt-version``, ``--collect-only``) only warns
+about unused snapshots and never deletes one (``--snapshot-no-cleanup``); tokenizer snapshots of
+models not under test are invisible to the session, so a run with one model (or none) never
+calls another model's file unused. The session summary names the tasks whose prompts changed and
+the models whose tokenizer changed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from syrupy.data import SnapshotCollections
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+from kensa.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
+
+ACTIVE_SLUGS: set[str] = set()
+"""Slugs of the models under test in this process (set at configure time, read by discovery)."""
+
+
+class _TextSnapshot(SingleFileSnapshotExtension):
+    _write_mode = WriteMode.TEXT
+
+    def serialize(self, data, **kwargs) -> str:
+        if not isinstance(data, str):
+            raise TypeError(f"{type(self).__name__} takes the rendered text, not {type(data).__name__}")
+        return data if data.endswith("\n") else data + "\n"
+
+    def diff_lines(self, serialized_data, snapshot_data):
+        # A unified diff of the text (context 3): the reviewer sees the lines that moved.
+        import difflib
+
+        old, new = str(snapshot_data).splitlines(), str(serialized_data).splitlines()
+        yield from (line.rstrip("\n") for line in difflib.unified_diff(old, new, "snapshot", "now", lineterm="", n=3))
+
+
+class PromptSnapshot(_TextSnapshot):
+    file_extension = "prompt.txt"
+
+
+class TokenizerSnapshot(_TextSnapshot):
+    file_extension = "tokens.txt"
+
+    def discover_snapshots(self, *, test_location, ignore_extensions=None) -> SnapshotCollections:
+        # Only the files of the models under test exist for this session: another model's file is
+        # not unused because it was not run (and must never be deleted by a run without it).
+        found = super().discover_snapshots(test_location=test_location, ignore_extensions=ignore_extensions)
+        kept = SnapshotCollections()
+        for collection in found:
+            slug = _slug_of(collection.location)
+            if slug is None or slug in ACTIVE_SLUGS:
+                kept.add(collection)
+        return kept
+
+
+def _slug_of(location: str) -> str | None:
+    match = re.search(r"\[([^\]]+)\]\.tokens\.txt$", location)
+    return match.group(1) if match else None
+
+
+@pytest.fixture
+def prompt_snapshot(snapshot):
+    return snapshot.use_extension(PromptSnapshot)
+
+
+@pytest.fixture
+def tokenizer_snapshot(snapshot):
+    return snapshot.use_extension(TokenizerSnapshot)
+
+
+def _is_partial(config: pytest.Config) -> bool:
+    opt = config.option
+    if opt.collectonly or getattr(opt, "keyword", "") or getattr(opt, "deselect", None):
+        return True
+    if getattr(opt, "kensa_prompt_version", None) or getattr(opt, "lf", False) or getattr(opt, "failedfirst", False):
+        return True
+    return any("::" in str(arg) for arg in config.args)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from plugins.kensa_plugin import CONFIG_KEY
+
+    rc = config.stash.get(CONFIG_KEY, None)
+    config.stash[_PREVIOUS_SLUGS] = set(ACTIVE_SLUGS)  # an in-process pytester run restores its caller's
+    ACTIVE_SLUGS.clear()
+    ACTIVE_SLUGS.update(m.slug for m in (rc.models if rc is not None else ()))
+    config.pluginmanager.register(ChangedSnapshots(), "kensa-changed-snapshots")
+    if hasattr(config.option, "update_snapshots") and _is_partial(config):
+        # syrupy already keeps unrelated snapshots on -k; this also covers node ids, --deselect,
+        # --lf and --prompt-version: report unused snapshots as a warning, delete none.
+        config.option.warn_unused_snapshots = True
+        config.option.no_cleanup = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_SLUGS in config.stash:
+        ACTIVE_SLUGS.clear()
+        ACTIVE_SLUGS.update(config.stash[_PREVIOUS_SLUGS])
+
+
+_PREVIOUS_SLUGS = pytest.StashKey[set]()
+_WHAT = {"test_prompt": "prompts changed", "test_tokenizer": "tokenizer changed"}
+
+
+class ChangedSnapshots:
+    """Collects the failing snapshot tests (on the xdist controller too) and names them at the end."""
+
+    def __init__(self) -> None:
+        self.changed: dict[str, list[str]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or not report.failed:
+            return
+        match = re.search(r"::(test_prompt|test_tokenizer)\[(.+)\]$", report.nodeid)
+        if match and "snapshot" in report.keywords:
+            self.changed.setdefault(_WHAT[match.group(1)], []).append(match.group(2))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.changed:
+            return
+        terminalreporter.section("kensa snapshots")
+        for what, ids in sorted(self.changed.items()):
+            terminalreporter.write_line(f"kensa: {what} ({len(ids)}): {', '.join(sorted(ids))}")
+        terminalreporter.write_line("kensa: review the diffs above; if intended, rerun with --snapshot-update "
+                                    "and commit the snapshot files (README: 'Reviewing a snapshot diff')")
+
+
+def check(snapshot, text: str, what: str) -> None:
+    """Compare ``text`` with the snapshot; on a change, fail with the whole unified diff (pytest's
+    assertion rewriting would cut it at 8 lines) and the command to accept it."""
+    __tracebackhide__ = True
+    name = snapshot.extension.get_snapshot_name(test_location=snapshot.test_location, index=snapshot.index)
+    if snapshot == text:
+        return
+    diff = "\n".join(snapshot.get_assert_diff())
+    pytest.fail(f"{what} changed (snapshot {name}):\n{diff}\n"
+                "If the change is intended: rerun with --snapshot-update and commit the snapshot file.", pytrace=False)
