@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from kensa.data import DataSource
-from kensa.tasks import all_tasks
 from kensa.metrics import METRICS
+from kensa.tasks import all_tasks
 from kensa.tasks.base import validate_templates
 
 TASKS = all_tasks()
