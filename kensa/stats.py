@@ -181,12 +181,17 @@ def permutation(base: Items, cand: Items, *, clusters: Labels | None = None, dir
 
 
 def _rows(name: str, values: Sequence[Any]) -> np.ndarray:
-    """Rows for a corpus-level statistic: a float array (n,) or (n, k) when numeric, else an object array of rows."""
+    """Rows for a corpus-level statistic: a float array (n,) or (n, k) when numeric, else an object array of rows.
+    ``None`` in a row marks a missing value (an unparseable JSTS output): it becomes NaN, which the statistic
+    handles; any other non-finite value is refused."""
+    missing = np.array([isinstance(v, (list, tuple)) and any(x is None for x in v) for v in values], dtype=bool)
     try:
-        arr = np.asarray(values, dtype=float)
+        arr = np.asarray([[np.nan if x is None else x for x in v] if m else v for v, m in zip(values, missing)],
+                         dtype=float) if missing.any() else np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         return np.fromiter(values, dtype=object, count=len(values))  # each row stays one object
-    bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+    finite = np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    bad = np.flatnonzero(~finite & ~missing)
     if bad.size:
         raise ValueError(f"{name}[{bad[0]}] is {values[bad[0]]!r}; per-item values must be finite")
     return arr

@@ -460,3 +460,21 @@ def test_paired_test_is_a_frozen_record():
     assert isinstance(t, PairedTest)
     with pytest.raises(AttributeError):
         t.p_value = 0.0  # type: ignore[misc]
+
+
+def test_bootstrap_takes_none_as_an_unparsed_prediction_but_refuses_nan():
+    """JSTS stores an unparseable output as ``[gold, None]``; the correlation leaves it out. A NaN given as a
+    number is still a bug in the caller."""
+    from kensa.metrics import pearson
+
+    golds = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] * 5
+    base = [[g, g] for g in golds]
+    cand = [[g, None if i % 3 == 0 else g] for i, g in enumerate(golds)]
+
+    def stat(rows):
+        return pearson(rows[:, 0], rows[:, 1])
+
+    result = bootstrap(base, cand, statistic=stat, n_resamples=200, seed=1)
+    assert 0.0 <= result.p_value <= 1.0
+    with pytest.raises(ValueError, match=r"cand\[0\] is \[0.0, nan\]"):
+        bootstrap(base, [[g, float("nan")] for g in golds], statistic=stat, n_resamples=10)
