@@ -71,12 +71,12 @@ def load_probes(path: Path = PROBES_FILE) -> list[Probe]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: not JSON: {exc}") from None
+            raise DataError(str(path), n, f"malformed JSON: {exc.msg}") from None
         for field in ("id", "covers", "text"):
             if not isinstance(row.get(field), str):
-                raise DataError(f"{path}:{n}: field {field!r} must be a string")
+                raise DataError(str(path), n, "must be a string", field=field)
         if not row["id"].isascii() or row["id"] in seen:
-            raise DataError(f"{path}:{n}: field 'id' {row['id']!r} must be ASCII and unique")
+            raise DataError(str(path), n, f"{row['id']!r} must be ASCII and unique", field="id")
         seen.add(row["id"])
         probes.append(Probe(row["id"], row["covers"], row["text"]))
     return probes

@@ -41,6 +41,13 @@ def render(task_variant) -> str:
             lines += [f"gold: {d.gold}", "continuations:"]
             lines += [f"  [{i}] {quote(c)}" for i, c in enumerate(d.continuations)]
         lines += ["prompt:", *quote_lines(d.prompt)]
+    if task.num_fewshot:
+        # The first doc again with no shots: the description and query template alone.
+        if task.kind == "generation":
+            zero = prepare_generation(task_variant, eval_split, pool, 0, 1, NoModel())[0]
+        else:
+            zero = prepare(task_variant, eval_split, pool, 0, limit=1)[0]
+        lines += ["", "== doc 1, 0-shot ==", "prompt:", *quote_lines(zero.prompt)]
     return "\n".join(lines) + "\n"
 
 
