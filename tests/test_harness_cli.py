@@ -128,4 +128,4 @@ def test_the_openorca_command_runs_as_pasted_on_cpu_with_a_tiny_model(tmp_path):
     assert list(doc["results"]) == ["jsquad", "jcommonsenseqa", "jnli", "marc_ja"]
     assert doc["versions"] == {"jsquad": 1.1, "jcommonsenseqa": 1.1, "jnli": 1.3, "marc_ja": 1.1}
     assert doc["config"]["num_fewshot"] == [2, 3, 3, 3]
-    assert "batch_size=4" in doc["config"]["model_args"] and "use_accelerate=True" in doc["config"]["model_args"]
+    assert doc["config"]["batch_size"] == 4 and "use_accelerate=True" in doc["config"]["model_args"]

@@ -193,11 +193,19 @@ def test_suite_test_ids():
     ids = [ln.split("[", 1)[1].rstrip("]") for ln in out.stdout.splitlines() if "::test_task[" in ln]
     assert [i for i in ids if i.startswith("jcommonsenseqa-")] == [f"jcommonsenseqa-1.1-{v}" for v in VERSIONS]
     # the other JGLUE-suite tasks, in registry order (name, then task version)
+    pv = ("0.2", "0.3", "0.4", "0.5", "0.6")
     assert [i for i in ids if not i.startswith("jcommonsenseqa-")] == (
-        [f"jcola-0.2-{v}" for v in ("0.0", "0.3", "0.4", "0.5", "0.6")]
+        [f"jaqket_v2-0.1-{v}" for v in ("0.1", "0.2", "0.3", "0.4", "0.5")]
+        + [f"jaqket_v2-0.2-{v}" for v in ("0.1", *pv)]
+        + [f"jcola-0.2-{v}" for v in ("0.0", "0.3", "0.4", "0.5", "0.6")]
         + [f"jnli-1.1-{v}" for v in ("0.2", "0.3", "0.4", "0.5")]
-        + [f"jnli-1.3-{v}" for v in ("0.2", "0.3", "0.4", "0.5", "0.6")]
-        + [f"marc_ja-1.1-{v}" for v in ("0.2", "0.3", "0.4", "0.5", "0.6")]
+        + [f"jnli-1.3-{v}" for v in pv]
+        + [f"jsquad-1.1-{v}" for v in ("0.1", *pv)]
+        + [f"jsquad-1.2-{v}" for v in pv]
+        + [f"jsts-1.0-{v}" for v in ("0.3", "0.4", "0.5", "0.6")]
+        + [f"marc_ja-1.1-{v}" for v in pv]
+        + [f"mgsm-1.0-{v}" for v in ("0.0", "0.3", "0.4", "0.5", "0.6")]
+        + [f"xlsum_ja-1.0-{v}" for v in ("0.0", "0.3", "0.4", "0.5", "0.6")]
         + ["xwinograd_ja"]
     )
 

@@ -74,6 +74,7 @@ def test_cli_writes_a_model_directory_and_refuses_a_full_one(tmp_path):
 def test_training_examples_cover_every_task_variant():
     from kensa.data import DataSource
     from kensa.evaluate import prepare
+    from kensa.generation import NoModel, prepare_generation
     from kensa.models.tiny_train import training_examples
     from kensa.tasks import all_tasks
 
@@ -81,8 +82,13 @@ def test_training_examples_cover_every_task_variant():
     for task in all_tasks():
         eval_split, pool = task.load(DataSource.fixtures())
         for variant in task.variants():
-            docs = prepare(variant, eval_split, pool, task.num_fewshot, None)
             mine = [(e.context, e.continuation) for e in examples if e.task_id == variant.task_id]
+            if task.kind == "generation":  # the prompt, then the target as a shot shows it, then the stop string
+                docs = prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel())
+                want = [(d.prompt, variant.template.render_target(variant.view(d.row)) + d.until[0]) for d in docs]
+                assert mine == want, variant.task_id
+                continue
+            docs = prepare(variant, eval_split, pool, task.num_fewshot, None)
             assert mine == [(d.prompt, d.continuations[d.gold]) for d in docs], variant.task_id
     assert len(examples) == sum(len(t.variants()) * len(t.load(DataSource.fixtures())[0].rows) for t in all_tasks())
 
@@ -92,11 +98,14 @@ def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
     from kensa.errors import KensaError
     from kensa.models.tiny_train import training_examples
 
-    class GenerationTask:
-        name, kind = "jsquad", "generation"
+    class RankingTask:
+        name, kind = "ranker", "ranking"
 
-    monkeypatch.setattr(kensa.tasks, "all_tasks", lambda: [GenerationTask()])
-    with pytest.raises(KensaError, match="jsquad.*generation.*training_examples"):
+        def load(self, source):
+            return None, None
+
+    monkeypatch.setattr(kensa.tasks, "all_tasks", lambda: [RankingTask()])
+    with pytest.raises(KensaError, match="ranker.*ranking.*training_examples"):
         training_examples()
 
 
