@@ -38,9 +38,11 @@ from typing import Any
 
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError
-from kensa.metrics_ja import squad_scores
 from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import GenerationTask
+
+# Answers, budget, scoring and the instruction are JSQuAD's (spec 3.5: "metric JaSQuAD EM/F1 ... as JSQuAD").
+from kensa.tasks.jsquad import INSTRUCTION, RINNA_BI_DESC, RINNA_SFT_DESC, golds, longest_gold, score
 from kensa.tasks.registry import register
 
 NUM_CONTEXTS = 5
@@ -107,10 +109,10 @@ def _passage(ctx: Any, source: str, line: int, where: str) -> dict[str, Any]:
         if isinstance(value, bool) and types is not bool or not isinstance(value, types):
             raise DataError(source, line, f"expected {wanted}, got {value!r}", field=f"{where}.{name}")
     try:
-        score = float(ctx["score"])
+        retrieval_score = float(ctx["score"])
     except ValueError:
         raise DataError(source, line, f"not a number: {ctx['score']!r}", field=f"{where}.score") from None
-    return {"id": str(ctx["id"]), "title": ctx["title"], "text": ctx["text"], "score": score,
+    return {"id": str(ctx["id"]), "title": ctx["title"], "text": ctx["text"], "score": retrieval_score,
             "has_answer": ctx["has_answer"]}
 
 
@@ -206,20 +208,6 @@ def view(row) -> dict[str, str]:
     }
 
 
-def golds(row) -> list[str]:
-    return list(row["answers"]["text"])
-
-
-def longest_gold(row, lm) -> int:
-    """The harness's DYNAMIC_MAX_LENGTH: the longest gold answer, in the model's tokens."""
-    return max(len(lm.tok_encode(a)) for a in golds(row))
-
-
-def score(generation: str, row, lm) -> dict[str, float]:
-    return squad_scores(generation, golds(row))
-
-
-INSTRUCTION = "与えられた文脈から、質問に対する答えを抜き出してください。"
 
 TEMPLATES = (
     PromptTemplate("0.1", name="jgpt", description="[題名]と[問題]から[質問]に対する[答え]を抜き出しなさい\n\n",
@@ -230,10 +218,10 @@ TEMPLATES = (
     PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
                    text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\n文脈：{{texts}}\n質問：{{question}}\n\n### 応答:\n",
                    target="{answer}"),
-    PromptTemplate("0.4", name="rinna-sft", description=f"ユーザー: {INSTRUCTION}<NL>システム: 分かりました。<NL>",
+    PromptTemplate("0.4", name="rinna-sft", description=RINNA_SFT_DESC,
                    text="ユーザー: 文脈：{texts_nl}<NL>質問：{question}<NL>システム: ", target="{answer}",
                    fewshot_sep="<NL>"),
-    PromptTemplate("0.5", name="rinna-bilingual", description=f"ユーザー: {INSTRUCTION}\nシステム: 分かりました。\n",
+    PromptTemplate("0.5", name="rinna-bilingual", description=RINNA_BI_DESC,
                    text="ユーザー: 文脈：{texts}\n質問：{question}\nシステム: ", target="{answer}", fewshot_sep="\n"),
     PromptTemplate("0.6", name="llama2", description=LLAMA2_HEADER,
                    text=f"{INSTRUCTION}\n\n文脈：{{texts}}\n質問：{{question}} [/INST] ", target="{answer}",
