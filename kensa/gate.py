@@ -304,7 +304,9 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
             else:
                 sd_base = (mb.stderr or 0.0) * math.sqrt(run.n)
                 sd = max(t_drop.sd_diff, math.sqrt(2 * PLANNING_DISCORDANCE) * sd_base)
-                check.mde = _stats().mde_continuous(run.n, sd, alpha=level, power=POWER)
+                # A constant difference and a baseline with no spread (EM 100 on every doc) leave nothing to
+                # plan from: the power cannot be estimated (inf), never "any drop is seen" (0).
+                check.mde = _stats().mde_continuous(run.n, sd, alpha=level, power=POWER) if sd > 0 else math.inf
             check.flips = sum(1 for a, b in zip(base, cand) if _got_worse(a, b, sign))
         else:
             t_drop = _stats().z_unpaired(mb.value, mb.stderr or 0.0, score, se or 0.0, direction=mb.direction)

@@ -939,3 +939,16 @@ def test_lowering_far_below_the_first_anchor_is_flagged(tmp_path):
     # acc: 0.80 - 0.65 = 0.15 > 0.10 -> flagged; acc_norm: 0.70 - 0.65 = 0.05 -> not
     assert changes[0].detail == ("acc 0.7000 -> 0.6500 (WARNING: 0.1500 below its first anchor 0.8000); "
                                  "acc_norm 0.7000 -> 0.6500")
+
+
+def test_a_perfect_baseline_and_a_constant_drop_leave_the_power_unknown_not_zero():
+    """JSQuAD EM on a memorising model: 100 on every doc, then 0 on every doc after damage. The drop
+    fails, but with no spread anywhere the MDE cannot be planned: inf, never 0 ("any drop is seen")."""
+    n = 32
+    base = run_record([100.0] * n, gated=("exact_match",), metrics={"exact_match": 100.0, "exact_match_stderr": 0.0},
+                      items=Items(list(range(n)), {"exact_match": [100.0] * n}))
+    cand = run_record([0.0] * n, gated=("exact_match",), metrics={"exact_match": 0.0, "exact_match_stderr": 0.0},
+                      items=Items(list(range(n)), {"exact_match": [0.0] * n}))
+    [row] = compare(entry_for(base), base.items, cand, GateSettings(family_size=1), Path("t.toml"))
+    assert row.method == "permutation" and row.failed
+    assert row.mde == math.inf
