@@ -9,8 +9,6 @@ from typing import Any, Protocol
 
 from kensa.data import Split
 from kensa.metrics import METRICS, aggregate, multiple_choice_scores
-
-aggregate_run = aggregate
 from kensa.sampling import StratifiedSampler, draw_shots, shuffled
 from kensa.tasks.base import TaskVariant
 
@@ -95,19 +93,24 @@ class TaskRun:
         }
 
 
+def shot_drawer(variant: TaskVariant, pool: Split | None) -> Callable[[Any, int], list[Any]]:
+    """``draw(rnd, k)``: the harness's ``rnd.sample`` from the pool, or its stratified sampler where the
+    task uses one (strata = the rendered targets, harness doc_to_target, grouped once per pool)."""
+    pool_rows = pool.rows if pool is not None else []
+    if variant.task.stratified:
+        return StratifiedSampler(pool_rows, lambda r: variant.template.render_target(variant.view(r))).draw
+
+    def draw(rnd, k):
+        return draw_shots(rnd, pool_rows, k)
+    return draw
+
+
 def prepare(variant: TaskVariant, eval_split: Split, pool: Split | None, k: int,
             limit: float | None) -> list[PreparedDoc]:
     """Prompts for every doc, with the harness's shuffle and shot draws."""
     task, template = variant.task, variant.template
     rnd, docs = shuffled(eval_split.rows, limit)
-    pool_rows = pool.rows if pool is not None else []
-    if task.stratified:
-        # Strata are the rendered targets (harness doc_to_target), grouped once per pool.
-        sampler = StratifiedSampler(pool_rows, lambda r: template.render_target(variant.view(r)))
-        draw = sampler.draw
-    else:
-        def draw(rnd, k):
-            return draw_shots(rnd, pool_rows, k)
+    draw = shot_drawer(variant, pool)
     id_field = task.dataset.id_field
     prepared = []
     for doc_id, row in enumerate(docs):

@@ -9,15 +9,15 @@ at HEAD), so one doc's refit changes the shots of every doc after it, as in the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kensa.data import Split
 from kensa.errors import KensaError
-from kensa.evaluate import Progress, TaskRun, aggregate_run
-from kensa.metrics import METRICS
-from kensa.sampling import StratifiedSampler, draw_shots, shuffled
+from kensa.evaluate import Progress, TaskRun, shot_drawer
+from kensa.metrics import METRICS, aggregate
+from kensa.sampling import shuffled
 from kensa.tasks.base import GenerationTask, TaskVariant
 
 
@@ -63,25 +63,13 @@ class GenerationDoc:
     """How many shots the prompt holds (fewer than k when a too-long prompt was refit)."""
 
 
-def _drawer(variant: TaskVariant, pool: Split | None) -> Callable[[Any, int], list[Any]]:
-    task, template = variant.task, variant.template
-    pool_rows = pool.rows if pool is not None else []
-    if task.stratified:
-        sampler = StratifiedSampler(pool_rows, lambda r: template.render_target(variant.view(r)))
-        return sampler.draw
-
-    def draw(rnd, k):
-        return draw_shots(rnd, pool_rows, k)
-    return draw
-
-
 def prepare_generation(variant: TaskVariant, eval_split: Split, pool: Split | None, k: int, limit: float | None,
                        lm: GeneratingModel) -> list[GenerationDoc]:
     """Prompts, stop strings and generation budgets for every doc, in the harness's shuffled order."""
     task, template = variant.task, variant.template
     assert isinstance(task, GenerationTask)
     rnd, docs = shuffled(eval_split.rows, limit)
-    draw = _drawer(variant, pool)
+    draw = shot_drawer(variant, pool)
     until = tuple(task.until(template))
     id_field = task.dataset.id_field
     out = []
@@ -139,7 +127,7 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
     return TaskRun(
         task_id=variant.task_id, task=task.name, version=task.version,
         prompt_version=variant.template.version, num_fewshot=k, n=len(docs),
-        metrics=aggregate_run(per_doc, (*task.metrics, *task.reported)), samples=samples,
+        metrics=aggregate(per_doc, (*task.metrics, *task.reported)), samples=samples,
         data={"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None},
         seconds=time.perf_counter() - start, requests=len(requests), kind=task.kind, limit=limit,
         item_keys=[d.row.get(id_field, d.doc_id) if id_field else d.doc_id for d in docs],
