@@ -33,3 +33,7 @@ class DataError(KensaError):
 
 class ModelLoadError(KensaError):
     """A model or tokenizer could not be loaded."""
+
+
+class ModelRunError(KensaError):
+    """A loaded model failed while scoring or generating (e.g. out of memory at a fixed batch size)."""

@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", required=True, help="comma-separated task ids, e.g. jcommonsenseqa-1.1-0.3,xwinograd_ja")
     p.add_argument("--num_fewshot", default=None, help="comma-separated k, aligned with --tasks (or one for all)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
-    p.add_argument("--batch_size", default=None, help="an integer (the harness has no 'auto')")
+    p.add_argument("--batch_size", default=None, help="an integer, or auto (halve on out-of-memory)")
     p.add_argument("--limit", default=None, help="first N docs after the shuffle, or a fraction below 1")
     p.add_argument("--output_path", default=None, help="write the harness-shaped results JSON here")
     p.add_argument("--no_cache", action="store_true", help="accepted: kensa keeps no response cache yet")

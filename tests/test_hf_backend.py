@@ -122,6 +122,42 @@ def test_greedy_generation_matches_a_manual_argmax_loop(fixture, request):
             assert not any(s in text for s in stops)
 
 
+class CountGenerateCalls:
+    def __init__(self, model):
+        self.model, self.batches = model, []
+
+    def generate(self, **kwargs):
+        self.batches.append(kwargs["input_ids"].shape[0])
+        return self.model.generate(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("max_length", [None, 24])
+def test_rows_with_different_budgets_share_a_batch_and_stop_on_their_own(tiny_llama, max_length):
+    """Budgets 3..20 in one batch give each row what it gets alone; near the context length (24
+    positions) a shared budget would overrun a row, so the batch splits by budget instead."""
+    contexts = ["質問：日本の首都は？\n回答：", "ユーザー: こんにちは<NL>システム: ", "東京", "以下は、タスクを説明する指示です。"]
+    reqs = [GenerationRequest(c, stops, budget) for c in contexts
+            for stops, budget in [(("の",), 3), (("の",), 20), (("の",), 9), ((), 14)]]
+    saved = tiny_llama.max_length, tiny_llama.batch_size, tiny_llama.model
+    try:
+        if max_length:
+            tiny_llama.max_length = max_length
+        tiny_llama.batch_size = 1
+        alone = tiny_llama.generate_until(reqs)
+        tiny_llama.batch_size = 16
+        tiny_llama.model = counter = CountGenerateCalls(tiny_llama.model)
+        together = tiny_llama.generate_until(reqs)
+    finally:
+        tiny_llama.max_length, tiny_llama.batch_size, tiny_llama.model = saved
+    assert together == alone
+    assert counter.batches == ([12, 4] if max_length is None else [4, 4, 4, 4])
+    if max_length is None:
+        assert alone == [manual_greedy(tiny_llama, r.context, r.max_new_tokens, r.until) for r in reqs]
+
+
 def test_slow_tokenizer_is_sentencepiece_exact():
     spm = pytest.importorskip("sentencepiece")
     lm = load_tiny("tiny", "use_fast=False")

@@ -43,7 +43,7 @@ def test_lm_eval_scores_kensas_tokens_identically(variant, tiny_llama, peer):
     requests = []
     for d in docs:
         for c in d.continuations:
-            whole, n = tiny_llama._encode_pair(d.prompt, c)
+            whole, n = tiny_llama.encode_pair(d.prompt, c)
             requests.append(((d.prompt, c), whole[:-n], whole[-n:]))
     theirs = peer._loglikelihood_tokens(requests, disable_tqdm=True)
     ours = [(ll, greedy) for s in run.samples for ll, greedy in zip(s["loglikelihoods"], s["is_greedy"])]

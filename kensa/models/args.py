@@ -33,7 +33,8 @@ class ModelArgs:
     peft: str | None = None
     trust_remote_code: bool = False
     max_length: int | None = None
-    batch_size: int = 4
+    batch_size: int | str = 4
+    """Rows per forward pass, or ``auto``: start large and halve on out-of-memory errors."""
     # The rest of the harness's hf-causal / hf-causal-experimental keys, with the harness's meaning.
     use_accelerate: bool = False
     """experimental: load with ``device_map=device_map_option``, ``max_memory`` and ``offload_folder``."""
@@ -88,7 +89,8 @@ def _parse_int(key: str, raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise OptionError("--model-args", f"{key}={raw!r}: expected an integer") from None
+        expected = "an integer or auto" if key == "batch_size" else "an integer"
+        raise OptionError("--model-args", f"{key}={raw!r}: expected {expected}") from None
     if value < 1:
         raise OptionError("--model-args", f"{key}={raw!r}: must be at least 1")
     return value
@@ -121,6 +123,8 @@ def parse_model_args(text: str | None) -> ModelArgs:
         raw = raw.strip()
         if key in _BOOL_KEYS:
             values[key] = _parse_bool(key, raw)
+        elif key == "batch_size" and raw.lower() == "auto":
+            values[key] = "auto"
         elif key in _INT_KEYS:
             values[key] = _parse_int(key, raw)
         elif key == "dtype":

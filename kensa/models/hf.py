@@ -10,18 +10,21 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kensa.errors import ModelLoadError, OptionError
+from kensa.errors import ModelLoadError, ModelRunError, OptionError
 from kensa.evaluate import LoglikelihoodResult, Progress
 from kensa.fingerprint import BACKEND, model_identity
 from kensa.models import ModelSpec, tiny
 from kensa.models.tokenizers import load_tokenizer
 
 DEFAULT_MAX_LENGTH = 2048
+AUTO_BATCH_START = 64
+"""``batch_size=auto`` starts here and halves on out-of-memory errors."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class HFCausalLM:
         self.max_length = max_length
         self.batch_size = batch_size
         self.info = info
+        self._packing: str | None = None  # the mask format, decided on first use ("" = no packing)
+        self._keeps_logits = False
+        self._auto_size = AUTO_BATCH_START
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -163,12 +169,9 @@ class HFCausalLM:
 
     def close(self) -> None:
         """Drop the weights and give the memory back, so the next model fits."""
-        import torch
 
         self.model = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        _free_memory()
 
     # -- scoring ---------------------------------------------------------------------------
     @property
@@ -190,8 +193,9 @@ class HFCausalLM:
         """The generation budget of a request that names none (``max_gen_toks=``, default 256)."""
         return self.spec.args.max_gen_toks
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]:
-        """(input ids, number of continuation tokens), left-truncated to the context length."""
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]:
+        """(input ids, number of continuation tokens), left-truncated to the context length: exactly
+        what a log-likelihood request scores (the response cache keys on it)."""
         ctx = self.tok_encode(context) if context else [self.tokenizer.eos_token_id]
         cont = self.tok_encode(continuation)
         if not cont:
@@ -203,109 +207,231 @@ class HFCausalLM:
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """Score every request; requests that share their context are packed into one row
+        (:mod:`kensa.models.packing`) when the attention implementation takes a custom mask."""
+        encoded = [self.encode_pair(c, x) for c, x in requests]
+        if self._mask_format() is None:
+            return self._score_rows(encoded, progress)
+        return self._score_packed(encoded, progress)
+
+    def loglikelihood_simple(self, requests: Sequence[tuple[str, str]],
+                             progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """One row per distinct request, as the harness scores: the reference for the packed path."""
+        return self._score_rows([self.encode_pair(c, x) for c, x in requests], progress)
+
+    def _mask_format(self) -> str | None:
+        """How a custom 4D mask is passed: ``bool`` (SDPA), ``additive`` (eager), or None when the
+        model cannot take one (flash attention, remote code without ``position_ids``)."""
+        if self._packing is not None:
+            return self._packing or None
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        implementation = getattr(base.config, "_attn_implementation", None)
+        params = inspect.signature(base.forward).parameters
+        fmt = {"sdpa": "bool", "eager": "additive"}.get(implementation or "")
+        self._packing = fmt if fmt and "position_ids" in params and "attention_mask" in params else ""
+        self._keeps_logits = "logits_to_keep" in params
+        return self._packing or None
+
+    def _batches(self, items: Sequence[Any], run) -> None:
+        """Call ``run`` on consecutive batches of ``items``. With ``batch_size=auto`` a batch that runs
+        out of memory is halved and retried, and the smaller size is kept for the rest."""
+        auto = self.batch_size == "auto"
+        size = self._auto_size if auto else int(self.batch_size)
+        start = 0
+        while start < len(items):
+            batch = items[start: start + size]
+            try:
+                run(batch)
+            except Exception as exc:
+                if not (auto and is_out_of_memory(exc) and len(batch) > 1):
+                    if is_out_of_memory(exc):
+                        raise ModelRunError(f"model {self.name!r} ran out of memory on a batch of {len(batch)} "
+                                             "(use a smaller batch_size= or batch_size=auto)") from exc
+                    raise
+                size = self._auto_size = max(1, len(batch) // 2)
+                _free_memory()
+                continue
+            start += len(batch)
+
+    def _score_rows(self, encoded: Sequence[tuple[list[int], int]],
+                    progress: Progress | None) -> list[LoglikelihoodResult]:
         import torch
 
-        encoded = [self._encode_pair(c, x) for c, x in requests]
         # Identical requests are scored once; the longest go first so padding stays small and
         # an out-of-memory error shows up at once, not at the end.
         unique: dict[tuple[int, ...], list[int]] = {}
         for i, (whole, n) in enumerate(encoded):
             unique.setdefault((*whole, -n), []).append(i)
         order = sorted(unique, key=lambda key: -len(key))
-        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        results: list[LoglikelihoodResult | None] = [None] * len(encoded)
         done = 0
+
+        def run(batch):
+            nonlocal done
+            inputs = [list(key[:-2]) for key in batch]  # drop the last token and the -n marker
+            width = max(len(x) for x in inputs)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, x in enumerate(inputs):
+                ids[row, : len(x)] = torch.tensor(x)
+            # Right padding and no mask, as lm-eval: under causal attention a pad after a token
+            # never reaches it, and without a mask SDPA takes its fused causal kernel.
+            logits = self.model(input_ids=ids.to(self.input_device)).logits
+            for row, key in enumerate(batch):
+                n = -key[-1]
+                length = len(inputs[row])
+                # Only the continuation's positions, in float32 for a stable log-softmax.
+                logprobs = torch.log_softmax(logits[row, length - n: length].float(), dim=-1)
+                targets = torch.tensor(key[-1 - n: -1], device=logprobs.device)
+                picked = logprobs.gather(1, targets[:, None]).squeeze(1)
+                result = LoglikelihoodResult(
+                    logprob=float(picked.sum()), is_greedy=bool((logprobs.argmax(-1) == targets).all()),
+                    num_tokens=n,
+                )
+                for i in unique[key]:
+                    results[i] = result
+            done += sum(len(unique[key]) for key in batch)
+            if progress:
+                progress(done, len(encoded))
+
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start: start + self.batch_size]
-                inputs = [list(key[:-2]) for key in batch]  # drop the last token and the -n marker
-                width = max(len(x) for x in inputs)
-                ids = torch.zeros((len(batch), width), dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, x in enumerate(inputs):
-                    ids[row, : len(x)] = torch.tensor(x)
-                    mask[row, : len(x)] = 1
-                logits = self.model(input_ids=ids.to(self.input_device),
-                                    attention_mask=mask.to(self.input_device)).logits
-                for row, key in enumerate(batch):
-                    n = -key[-1]
-                    length = len(inputs[row])
-                    # Only the continuation's positions, in float32 for a stable log-softmax.
-                    logprobs = torch.log_softmax(logits[row, length - n: length].float(), dim=-1)
-                    targets = torch.tensor(key[-1 - n: -1], device=logprobs.device)
-                    picked = logprobs.gather(1, targets[:, None]).squeeze(1)
-                    result = LoglikelihoodResult(
-                        logprob=float(picked.sum()), is_greedy=bool((logprobs.argmax(-1) == targets).all()),
-                        num_tokens=n,
-                    )
-                    for i in unique[key]:
-                        results[i] = result
-                done += sum(len(unique[key]) for key in batch)
-                if progress:
-                    progress(done, len(requests))
+            self._batches(order, run)
+        return results  # type: ignore[return-value]
+
+    def _score_packed(self, encoded: Sequence[tuple[list[int], int]],
+                      progress: Progress | None) -> list[LoglikelihoodResult]:
+        import torch
+
+        from kensa.models.packing import build_packs, collate
+
+        packs = build_packs(encoded, max_row=2 * self.max_length)
+        results: list[LoglikelihoodResult | None] = [None] * len(encoded)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        additive = self._mask_format() == "additive"
+        done = 0
+
+        def run(batch):
+            nonlocal done
+            packed = collate(batch, pad_id, self.input_device)
+            mask = packed.attention_mask
+            if additive:  # eager attention adds the mask to the scores
+                dtype = self.model.dtype
+                mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                    ~mask, torch.finfo(dtype).min)
+            kwargs = {"logits_to_keep": packed.keep} if self._keeps_logits else {}
+            logits = self.model(input_ids=packed.input_ids, attention_mask=mask,
+                                position_ids=packed.position_ids, **kwargs).logits
+            logits = logits[:, -packed.keep:]
+            # Only the scored positions, in float32 for a stable log-softmax.
+            logprobs = torch.log_softmax(logits[packed.rows, packed.columns].float(), dim=-1)
+            picked = logprobs.gather(1, packed.targets[:, None]).squeeze(1).tolist()
+            greedy = (logprobs.argmax(-1) == packed.targets).tolist()
+            for first, n, owners in packed.spans:
+                result = LoglikelihoodResult(logprob=float(sum(picked[first: first + n])),
+                                             is_greedy=all(greedy[first: first + n]), num_tokens=n)
+                for i in owners:
+                    results[i] = result
+                done += len(owners)
+            if progress:
+                progress(done, len(encoded))
+
+        with torch.inference_mode():
+            self._batches(packs, run)
         return results  # type: ignore[return-value]
 
     # -- generation ------------------------------------------------------------------------
+    def generation_ids(self, request: GenerationRequest) -> list[int]:
+        """The prompt's token ids as the model sees them: left-truncated so that the budget fits
+        (the response cache keys on these, the stop strings and the budget)."""
+        keep = max(1, self.max_length - request.max_new_tokens)
+        return self.tok_encode(request.context)[-keep:]
+
     def generate_until(self, requests: Sequence[GenerationRequest],
                        progress: Progress | None = None) -> list[str]:
-        """Greedy continuations, each cut at the first of its stop strings."""
+        """Greedy continuations, each cut at the first of its stop strings.
+
+        Requests with the same stop strings share batches whatever their budgets: each row stops on
+        its own (a stop string, EOS or its own budget), so a row's text is what it would be alone.
+        """
         import torch
-        from transformers import (
-            GenerationConfig,
-            StoppingCriteria,
-            StoppingCriteriaList,
-        )
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
         tok = self.tokenizer
 
-        class StopOnStrings(StoppingCriteria):
-            """Stop a sequence once its generated text contains any stop string."""
+        class StopPerRow(StoppingCriteria):
+            """Stop a row once its generated text contains a stop string or it has used its budget."""
 
-            def __init__(self, stops: tuple[str, ...], prompt_width: int):
+            def __init__(self, stops: tuple[str, ...], budgets: list[int], prompt_width: int):
                 self.stops = stops
+                self.budgets = torch.tensor(budgets)
                 self.prompt_width = prompt_width
 
             def __call__(self, input_ids, scores, **kwargs):
-                texts = tok.batch_decode(input_ids[:, self.prompt_width:])
-                return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+                generated = input_ids[:, self.prompt_width:]
+                done = self.budgets.to(input_ids.device) <= generated.shape[1]
+                if self.stops:
+                    # The whole generation is decoded: a stop string may straddle byte-fallback tokens.
+                    texts = tok.batch_decode(generated)
+                    done |= torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+                return done
 
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         outputs: list[str | None] = [None] * len(requests)
-        groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
-        done = 0
+            groups.setdefault(tuple(r.until), []).append(i)
+        encoded = [self.generation_ids(r) for r in requests]
+
+        def run(batch: list[int], until: tuple[str, ...]) -> None:
+            width = max(len(encoded[i]) for i in batch)
+            budgets = [requests[i].max_new_tokens for i in batch]
+            if width + max(budgets) > self.max_length and len(set(budgets)) > 1:
+                # A shared budget would run a row past the model's positions: one budget per batch.
+                for budget in sorted(set(budgets), reverse=True):
+                    run([i for i in batch if requests[i].max_new_tokens == budget], until)
+                return
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding: every prompt ends at the same column
+                x = encoded[i]
+                ids[row, width - len(x):] = torch.tensor(x)
+                mask[row, width - len(x):] = 1
+            config = GenerationConfig(max_new_tokens=max(budgets), do_sample=False, num_beams=1,
+                                      pad_token_id=pad_id, eos_token_id=tok.eos_token_id)
+            criteria = StoppingCriteriaList([StopPerRow(until, budgets, width)])
+            out = self.model.generate(input_ids=ids.to(self.input_device), attention_mask=mask.to(self.input_device),
+                                      generation_config=config, stopping_criteria=criteria)
+            for row, i in enumerate(batch):
+                new = out[row, width: width + budgets[row]].tolist()
+                if tok.eos_token_id in new:
+                    new = new[: new.index(tok.eos_token_id)]
+                text = tok.decode(new)
+                for stop in until:
+                    text = text.split(stop)[0]
+                outputs[i] = text
+            if progress:
+                progress(sum(o is not None for o in outputs), len(requests))
+
         with torch.inference_mode():
-            for (until, max_new), members in groups.items():
-                keep = max(1, self.max_length - max_new)
-                encoded = {i: self.tok_encode(requests[i].context)[-keep:] for i in members}
+            for until, members in groups.items():
                 members = sorted(members, key=lambda i: -len(encoded[i]))
-                for start in range(0, len(members), self.batch_size):
-                    batch = members[start: start + self.batch_size]
-                    width = max(len(encoded[i]) for i in batch)
-                    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(batch), width), dtype=torch.long)
-                    for row, i in enumerate(batch):  # left padding: every prompt ends at the same column
-                        x = encoded[i]
-                        ids[row, width - len(x):] = torch.tensor(x)
-                        mask[row, width - len(x):] = 1
-                    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
-                                              pad_token_id=pad_id, eos_token_id=tok.eos_token_id)
-                    criteria = StoppingCriteriaList([StopOnStrings(until, width)]) if until else None
-                    out = self.model.generate(input_ids=ids.to(self.input_device),
-                                              attention_mask=mask.to(self.input_device),
-                                              generation_config=config, stopping_criteria=criteria)
-                    for row, i in enumerate(batch):
-                        new = out[row, width:].tolist()
-                        if tok.eos_token_id in new:
-                            new = new[: new.index(tok.eos_token_id)]
-                        text = tok.decode(new)
-                        for stop in until:
-                            text = text.split(stop)[0]
-                        outputs[i] = text
-                    done += len(batch)
-                    if progress:
-                        progress(done, len(requests))
+                self._batches(members, lambda batch, until=until: run(batch, until))
         return outputs  # type: ignore[return-value]
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA or CPU allocation failure (torch raises both as RuntimeError subclasses or MemoryError)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def describe_environment() -> dict[str, str]:

@@ -3,7 +3,7 @@ variant the suite has, so that a damaged copy of it visibly fails.
 
 The training text is what the suite scores: for every registered task, prompt version and
 fixture eval doc, the prompt exactly as the suite renders it (shots included) followed by the
-gold continuation, tokenized as :meth:`kensa.models.hf.HFCausalLM._encode_pair` does (context
+gold continuation, tokenized as :meth:`kensa.models.hf.HFCausalLM.encode_pair` does (context
 and continuation encoded separately with no special tokens, then concatenated). The loss is on
 the continuation tokens only: with the whole text the template tokens swamp the few answer
 tokens, and it trained far worse and slower.
