@@ -250,3 +250,33 @@ def test_a_model_that_cannot_load_is_a_model_load_error(tmp_path):
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelLoadError, match="broken"):
         load_tiny(str(broken))
+
+
+class CountRows:
+    def __init__(self, model):
+        self.model, self.rows = model, 0
+
+    def __call__(self, **kwargs):
+        self.rows += kwargs["input_ids"].shape[0]
+        return self.model(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_one_token_choices_of_a_prompt_read_one_row(tiny_llama):
+    """The one-row path runs each distinct input once: choices one token long all read the row of
+    the bare context (lm-eval's one-token grouping), so 3 one-token choices cost 1 row, not 3."""
+    ctx = "質問：1から3のうち最も大きい数は？\n回答："
+    choices = ["1", "2", "3", "3と2"]
+    assert [len(tiny_llama.tok_encode(c)) for c in choices[:3]] == [1, 1, 1]
+    requests = [(ctx, c) for c in choices]
+    want = [direct_loglikelihood(tiny_llama, ctx, c) for c in choices]
+    saved = tiny_llama.model
+    tiny_llama.model = counter = CountRows(saved)
+    try:
+        got = tiny_llama.loglikelihood_simple(requests)
+    finally:
+        tiny_llama.model = saved
+    assert counter.rows == 2
+    assert max(abs(g.logprob - w) for g, w in zip(got, want, strict=True)) <= 1e-4

@@ -257,39 +257,37 @@ class HFCausalLM:
                     progress: Progress | None) -> list[LoglikelihoodResult]:
         import torch
 
-        # Identical requests are scored once; the longest go first so padding stays small and
-        # an out-of-memory error shows up at once, not at the end.
-        unique: dict[tuple[int, ...], list[int]] = {}
+        # One row per distinct *input* (context + continuation minus its last token): the choices of
+        # a doc that are one token long all read the same row, as lm-eval's one-token grouping does.
+        # The longest go first so padding stays small and an out-of-memory error shows up at once.
+        rows: dict[tuple[int, ...], list[tuple[int, int, int]]] = {}
         for i, (whole, n) in enumerate(encoded):
-            unique.setdefault((*whole, -n), []).append(i)
-        order = sorted(unique, key=lambda key: -len(key))
+            rows.setdefault(tuple(whole[:-1]), []).append((i, n, whole[-1]))
+        order = sorted(rows, key=lambda key: -len(key))
         results: list[LoglikelihoodResult | None] = [None] * len(encoded)
         done = 0
 
         def run(batch):
             nonlocal done
-            inputs = [list(key[:-2]) for key in batch]  # drop the last token and the -n marker
-            width = max(len(x) for x in inputs)
+            width = max(len(x) for x in batch)
             ids = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, x in enumerate(inputs):
+            for row, x in enumerate(batch):
                 ids[row, : len(x)] = torch.tensor(x)
             # Right padding and no mask, as lm-eval: under causal attention a pad after a token
-            # never reaches it, and without a mask SDPA takes its fused causal kernel.
+            # never reaches it.
             logits = self.model(input_ids=ids.to(self.input_device)).logits
-            for row, key in enumerate(batch):
-                n = -key[-1]
-                length = len(inputs[row])
-                # Only the continuation's positions, in float32 for a stable log-softmax.
-                logprobs = torch.log_softmax(logits[row, length - n: length].float(), dim=-1)
-                targets = torch.tensor(key[-1 - n: -1], device=logprobs.device)
-                picked = logprobs.gather(1, targets[:, None]).squeeze(1)
-                result = LoglikelihoodResult(
-                    logprob=float(picked.sum()), is_greedy=bool((logprobs.argmax(-1) == targets).all()),
-                    num_tokens=n,
-                )
-                for i in unique[key]:
-                    results[i] = result
-            done += sum(len(unique[key]) for key in batch)
+            for row, inputs in enumerate(batch):
+                length = len(inputs)
+                for i, n, last in rows[inputs]:
+                    # Only the continuation's positions, in float32 for a stable log-softmax.
+                    logprobs = torch.log_softmax(logits[row, length - n: length].float(), dim=-1)
+                    targets = torch.tensor([*inputs[length - n + 1:], last], device=logprobs.device)
+                    picked = logprobs.gather(1, targets[:, None]).squeeze(1)
+                    results[i] = LoglikelihoodResult(
+                        logprob=float(picked.sum()), is_greedy=bool((logprobs.argmax(-1) == targets).all()),
+                        num_tokens=n,
+                    )
+                done += len(rows[inputs])
             if progress:
                 progress(done, len(encoded))
 
