@@ -24,6 +24,7 @@ BACKEND = "hf"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+CONFIG_FILES = ("config.json", "generation_config.json")
 # The fields whose difference makes two runs incomparable; versions are compared at minor level.
 COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers")
 
@@ -129,8 +130,12 @@ def tokenizer_sha256(directory: str | os.PathLike) -> str | None:
 def model_identity(*, name: str, source: str, revision: str | None, commit: str | None,
                    tokenizer_source: str, adapter: str | None) -> dict[str, str]:
     """Which weights, tokenizer and adapter were scored. Hub models are named by their commit."""
-    out = {"name": name, "source": source, "revision": revision or commit or ""}
+    out = {"name": name, "source": source, "revision": revision or commit or "", "commit": commit or ""}
     out["weights_sha256"] = weights_sha256(source) or ""
+    # A local directory's config can be edited without touching the weights (rope scaling, max positions).
+    root = Path(source)
+    out["config_sha256"] = (files_sha256(root / n for n in CONFIG_FILES if (root / n).is_file())
+                            if root.is_dir() else None) or ""
     out["tokenizer_sha256"] = tokenizer_sha256(tokenizer_source) or ""
     if adapter:
         out["adapter_sha256"] = weights_sha256(adapter) or ""

@@ -49,6 +49,8 @@ class RunConfig:
     data: DataSource = field(default_factory=DataSource.fixtures)
     results_dir: Path = Path("results")
     gate: GateOptions = field(default_factory=GateOptions)
+    response_cache: Path | None = None
+    """The response cache file (``--response-cache``); None: off."""
 
     def baseline_for(self, model: ModelSpec) -> str:
         return self.gate.baselines[self.models.index(model)]
@@ -223,10 +225,40 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
                        update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change)
 
 
+RESPONSE_CACHE_NAME = "responses.sqlite"
+
+
+def default_response_cache() -> Path:
+    return tiny.cache_root() / RESPONSE_CACHE_NAME
+
+
+def parse_response_cache(text: str | None) -> Path | None:
+    """``--response-cache PATH|off``; absent: ``$KENSA_RESPONSE_CACHE``, else ``<cache root>/responses.sqlite``."""
+    option = "--response-cache"
+    if text is None:
+        text = os.environ.get("KENSA_RESPONSE_CACHE")
+        option = "KENSA_RESPONSE_CACHE"
+        if text is None:
+            return default_response_cache()
+    if text.strip().lower() == "off":
+        return None
+    if not text.strip():
+        raise OptionError(option, f"{text!r}: expected a file path or off")
+    path = Path(os.path.expanduser(text))
+    if path.is_dir():
+        raise OptionError(option, f"{text!r} is a directory; give a file, e.g. "
+                                  f"{os.path.join(text, RESPONSE_CACHE_NAME)}")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise OptionError(option, f"{text!r}: {parent} is not a directory")
+    return path
+
+
 def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt_version: str | None,
                      num_fewshot: str | None, limit: str | None, device: str, data_dir: str | None,
                      data_from_hub: bool, results_dir: str, tasks: Sequence[Any],
-                     gate: dict[str, Any] | None = None, fewshot_pool: str | None = None) -> RunConfig:
+                     gate: dict[str, Any] | None = None, fewshot_pool: str | None = None,
+                     response_cache: str | None = None) -> RunConfig:
     versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
     specs = parse_models(models, model_args)
     gate = gate or {}
@@ -242,6 +274,7 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
         device=parse_device(device),
         data=parse_pools(fewshot_pool, tasks, parse_data_source(data_dir, data_from_hub)),
         results_dir=Path(results_dir),
+        response_cache=parse_response_cache(response_cache),
     )
 
 

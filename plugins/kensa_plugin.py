@@ -1,6 +1,7 @@
 """The pytest layer of kensa: options, markers, the model fixture and progress.
 
-It holds no evaluation logic; everything it calls lives in the ``kensa`` package. The gate
+It holds no evaluation logic; everything it calls lives in the ``kensa`` package (the model is
+wrapped in ``kensa.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
 (``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
 pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
 the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
@@ -22,7 +23,9 @@ pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()
+RESPONSES_KEY = pytest.StashKey["ResponseCounts"]()
 SUMMARY_PROPERTY = "kensa_run"
+RESPONSES_PROPERTY = "kensa_responses"
 
 MARKERS = {
     "gpu": "the test runs a model (on a GPU when there is one; the tiny models run on CPU)",
@@ -75,6 +78,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
                     help="compare against a baseline measured with another backend, dtype, device or "
                          "torch/transformers minor version instead of failing as incomparable")
+    group.addoption("--response-cache", dest="kensa_response_cache", metavar="PATH|off",
+                    help="the on-disk cache of model responses: a rerun scores only new requests and a killed "
+                         "run resumes (default: $KENSA_RESPONSE_CACHE, else <cache dir>/responses.sqlite, the "
+                         "cache dir being $KENSA_CACHE_DIR or ~/.cache/kensa); off: score everything")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
                       accept_env_change=opt.kensa_accept_env_change),
+            response_cache=opt.kensa_response_cache,
         )
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
@@ -101,8 +109,13 @@ def pytest_configure(config: pytest.Config) -> None:
         # Thresholds are committed with the suite: relative to the rootdir, wherever pytest starts.
         run_config = replace(run_config, gate=replace(run_config.gate,
                                                       directory=config.rootpath / run_config.gate.directory))
+    if run_config.response_cache is not None and not run_config.response_cache.is_absolute():
+        run_config = replace(run_config, response_cache=Path(config.invocation_params.dir) / run_config.response_cache)
     config.stash[CONFIG_KEY] = run_config
     config.stash[FAMILY_KEY] = 0
+    counts = ResponseCounts(config, run_config.response_cache)
+    config.stash[RESPONSES_KEY] = counts
+    config.pluginmanager.register(counts, "kensa-response-counts")
     partial = config.option.collectonly or run_config.prompt_versions is not None
     if partial and hasattr(config.option, "warn_unused_snapshots"):
         # A collect-only run uses no snapshot, and --prompt-version drops the other versions' tests
@@ -122,7 +135,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"kensa: models: {models}",
         (f"kensa: prompt versions: {d['prompt_versions']}; num-fewshot: {d['num_fewshot']}; "
          f"limit: {d['limit']}; device: {d['device']}"),
-        f"kensa: data: {d['data']}; results: {d['results_dir']}",
+        f"kensa: data: {d['data']}; results: {d['results_dir']}; response cache: {rc.response_cache or 'off'}",
         (f"kensa: gate: {d['gate']}; baselines: {', '.join(d['baselines']) or '-'} in {rc.gate.directory}; "
          f"alpha: {d['alpha']}" if rc.gate.enabled else "kensa: gate: OFF (--gate off): nothing is gated"),
     ]
@@ -178,7 +191,7 @@ def kensa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
         code = pytest.ExitCode.INTERRUPTED if isinstance(exc, ModelLoadError) else pytest.ExitCode.USAGE_ERROR
         pytest.exit(f"kensa: {exc}", returncode=code)
     lm.info["load_seconds"] = round(time.perf_counter() - start, 3)
-    yield lm
+    yield request.config.stash[RESPONSES_KEY].wrap(lm)
     lm.close()
 
 
@@ -223,6 +236,61 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         return result
 
     return run
+
+
+class ResponseCounts:
+    """This process's response cache (opened with the first model) and how many requests its models
+    computed and took from the cache. A plugin object: each test report carries the counts since the
+    previous report, and the controller sums them, so the closing line covers every xdist worker."""
+
+    def __init__(self, config: pytest.Config, path: Path | None):
+        self.config = config
+        self.path = path
+        self.cache = None
+        self.models: list[Any] = []
+        self.sent = (0, 0)
+        self.total = [0, 0]  # on the controller: computed, from cache
+
+    def wrap(self, lm: Any) -> Any:
+        from kensa.cache import CachedLM, ResponseCache
+
+        if self.path is not None and self.cache is None:
+            self.cache = ResponseCache(self.path)  # one connection per process, shared by its models
+        wrapped = CachedLM(lm, self.cache)
+        self.models.append(wrapped)
+        return wrapped
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        now = (sum(m.computed for m in self.models), sum(m.from_cache for m in self.models))
+        delta, self.sent = [now[0] - self.sent[0], now[1] - self.sent[1]], now
+        if any(delta):  # a new list: the item's own is shared by its three reports
+            report.user_properties = [*report.user_properties, (RESPONSES_PROPERTY, delta)]
+        return report
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # a worker forwards its reports untouched; the controller counts them
+        for name, value in report.user_properties:
+            if name == RESPONSES_PROPERTY:
+                self.total[0] += value[0]
+                self.total[1] += value[1]
+        report.user_properties = [(k, v) for k, v in report.user_properties if k != RESPONSES_PROPERTY]
+
+    @pytest.hookimpl(wrapper=True)  # after the scores table
+    def pytest_terminal_summary(self, terminalreporter: Any):
+        yield
+        if hasattr(self.config, "workerinput") or not any(self.total):
+            return
+        computed, cached = self.total
+        where = f"from cache ({self.path})" if self.path is not None else "from cache (response cache off)"
+        terminalreporter.write_line(f"kensa: responses: {computed} computed, {cached} {where}")
+
+    def pytest_unconfigure(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
 
 
 class ProgressLine:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import SHARED_DATA, load_tiny
+
+# Self-tests never read answers from a user's response cache (the cache's own tests pass a path).
+os.environ["KENSA_RESPONSE_CACHE"] = "off"
 
 
 @pytest.fixture(scope="session")
