@@ -71,6 +71,7 @@ class RunConfig:
             "gate": self.gate.mode + (" (updating thresholds)" if self.gate.update else ""),
             "baselines": list(self.gate.baselines),
             "alpha": self.gate.alpha,
+            "response_cache": str(self.response_cache) if self.response_cache is not None else "off",
         }
 
 

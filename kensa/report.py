@@ -60,7 +60,9 @@ def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args
             "num_fewshot": [r["num_fewshot"] for r in runs],
             "batch_size": model_info.get("batch_size"),
             "device": model_info.get("device"),
-            "no_cache": True,
+            # True only when no answer could have come from kensa's response cache (--response-cache off);
+            # each task's data.responses says how many were computed and how many were read.
+            "no_cache": run_config.get("response_cache", "off") == "off",
             "limit": run_config.get("limit"),
             "bootstrap_iters": 100000,
             "description_dict": {},

@@ -221,8 +221,12 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
             pytest.fail(f"kensa: {exc}", pytrace=False)
         k = kensa_config.fewshot_for(variant.task)
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
+        before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
         result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress)
         progress.finish()
+        # Provenance: how many of this task's answers the model computed and how many the cache served.
+        result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],
+                                    "from_cache": getattr(lm, "from_cache", 0) - before[1]}
         out_dir = kensa_config.results_dir / lm.spec.slug
         write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
         from kensa.fingerprint import environment

@@ -80,8 +80,12 @@ def samples(pytester, out: str, task: str = TASK) -> list[float]:
     return [x for line in path.read_text(encoding="utf-8").splitlines() for x in json.loads(line)["loglikelihoods"]]
 
 
+def document(pytester, out: str) -> dict:
+    return json.loads((model_dir(pytester, out) / "results.json").read_text(encoding="utf-8"))
+
+
 def scores(pytester, out: str) -> dict:
-    return json.loads((model_dir(pytester, out) / "results.json").read_text(encoding="utf-8"))["results"]
+    return document(pytester, out)["results"]
 
 
 def logged(path) -> list[int]:
@@ -119,6 +123,13 @@ def test_a_killed_run_resumes_where_it_stopped(suite, monkeypatch):
     assert responses(uncached) == (total, 0, "response cache off")
     assert scores(suite, "out2") == scores(suite, "out3") == scores(suite, "off")
     assert samples(suite, "out2") == samples(suite, "out3")
+    # results.json says where each task's answers came from, and whether a cache was in play at all.
+    provenance = {out: document(suite, out) for out in ("out2", "out3", "off")}
+    assert provenance["out2"]["kensa"]["tasks"][TASK]["data"]["responses"] == {
+        "computed": total - sum(committed), "from_cache": sum(committed)}
+    assert provenance["out3"]["kensa"]["tasks"][TASK]["data"]["responses"] == {"computed": 0, "from_cache": total}
+    assert provenance["off"]["kensa"]["tasks"][TASK]["data"]["responses"] == {"computed": total, "from_cache": 0}
+    assert [provenance[o]["config"]["no_cache"] for o in ("out2", "out3", "off")] == [False, False, True]
     # The same numbers up to float noise: chunks put other requests beside each one in a batch.
     assert samples(suite, "out2") == pytest.approx(samples(suite, "off"), rel=1e-6, abs=1e-4)
 
