@@ -179,9 +179,10 @@ def kensa_config(pytestconfig: pytest.Config) -> RunConfig:
 @pytest.fixture(scope="session")
 def kensa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
     """The loaded model (session scope: loaded once per worker, freed after its last test)."""
-    from kensa.models import load_model
+    from kensa.models import load_model, share_cpu_threads
 
     spec = getattr(request, "param", None) or kensa_config.models[0]
+    share_cpu_threads(int(getattr(request.config, "workerinput", {}).get("workercount", 1)))
     start = time.perf_counter()
     try:
         lm = load_model(spec, kensa_config.device)

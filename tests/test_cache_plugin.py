@@ -4,6 +4,7 @@ resumes, two models that differ only in weights never share answers, xdist worke
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
 
@@ -150,13 +151,16 @@ def test_models_that_differ_only_in_weights_never_share_answers(suite):
     assert scores(suite, "b") == scores(suite, "b_off")
 
 
-def test_two_xdist_workers_share_one_cache(suite):
+def test_two_xdist_workers_share_one_cache(suite, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS")  # so the workers' own share of the cores is what is checked
     cache = suite.path / "responses.sqlite"
     two = ("--model", "tiny-llama", "--limit", "8", "--gate", "off", "-k", f"{TASK} or jnli-1.3-0.3")
     first = run(suite, *two, "--response-cache", str(cache), "-n", "2", out="x1")
     first.assert_outcomes(passed=2)
     total = 8 * 5 + 8 * 3  # JCommonsenseQA has five choices, JNLI three
     assert responses(first) == (total, 0, str(cache))  # both workers' counts reach the controller
+    # Each worker took its share of the cores for torch (not all of them: workers would fight over them).
+    assert document(suite, "x1")["kensa"]["model_info"]["torch_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
     rerun = run(suite, *two, "--response-cache", str(cache), out="x2")
     rerun.assert_outcomes(passed=2)
     assert responses(rerun) == (0, total, str(cache))

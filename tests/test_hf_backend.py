@@ -280,3 +280,22 @@ def test_one_token_choices_of_a_prompt_read_one_row(tiny_llama):
         tiny_llama.model = saved
     assert counter.rows == 2
     assert max(abs(g.logprob - w) for g, w in zip(got, want, strict=True)) <= 1e-4
+
+
+def test_workers_share_the_cores_unless_omp_num_threads_is_set(monkeypatch):
+    import os
+
+    from kensa.models import share_cpu_threads
+
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0))
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert share_cpu_threads(1) is None and torch.get_num_threads() == before
+        assert share_cpu_threads(2) == max(1, cores // 2) == torch.get_num_threads()
+        assert share_cpu_threads(64) == 1
+        torch.set_num_threads(before)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's explicit choice wins
+        assert share_cpu_threads(2) is None and torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -164,6 +164,7 @@ class HFCausalLM:
             "tokenizer_class": type(tokenizer).__name__, "tokenizer_is_fast": bool(tokenizer.is_fast),
             "vocab_size": len(tokenizer), "max_length": max_length, "batch_size": args.batch_size,
             "eos_token_id": tokenizer.eos_token_id, "libraries": describe_environment(),
+            "torch_threads": torch.get_num_threads(),
         }
         return cls(model, tokenizer, spec=spec, max_length=max_length, batch_size=args.batch_size, info=info)
 
