@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import shutil
 import sys
@@ -135,10 +134,6 @@ def training_lines(data_dir: Path, n: int = CORPUS_LINES) -> list[str]:
     return lines[:n]
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _lines_digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
@@ -152,20 +147,13 @@ def build_spm(data_dir: Path = DEFAULT_DATA_DIR, root: Path | None = None) -> Pa
     lines = training_lines(Path(data_dir))
     key = {"spm": SPM_OPTIONS, "corpus": {"lines": len(lines), "sha256": _lines_digest(lines),
                                           "version": CORPUS_VERSION}, "versions": tiny._library_versions()}
-    final = bench_root(root) / f"spm{SPM_VOCAB}-{_digest(key)}"
+    final = bench_root(root) / f"spm{SPM_VOCAB}-{tiny._digest(key)}"
     if (final / "tokenizer.json").is_file():
         return final
-    import sentencepiece as spm
-    from transformers import AutoTokenizer
-
     tiny.quiet_transformers()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".spm-", dir=final.parent))
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, minloglevel=2, **SPM_OPTIONS)
-    (tmp / "tokenizer.model").write_bytes(model.getvalue())
-    (tmp / "tokenizer_config.json").write_text(json.dumps(tiny.TOKENIZER_CONFIG, indent=2))
-    AutoTokenizer.from_pretrained(tmp).save_pretrained(tmp)
+    tiny.write_spm(tmp, lines, SPM_OPTIONS)
     (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
     return tiny._publish(tmp, final)
 
@@ -180,7 +168,7 @@ def build_model(size: str = "small", data_dir: Path = DEFAULT_DATA_DIR, root: Pa
     recipe = SIZES[size]
     spm_dir = build_spm(data_dir, root)
     key = {"model": asdict(recipe), "spm": spm_dir.name, "init_device": device, "versions": tiny._library_versions()}
-    final = bench_root(root) / f"{recipe.name}-{_digest(key)}"
+    final = bench_root(root) / f"{recipe.name}-{tiny._digest(key)}"
     if (final / "config.json").is_file():
         return final
     import torch

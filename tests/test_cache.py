@@ -480,7 +480,8 @@ def _writer(path: str, start: int, barrier) -> None:
     cache.close()
 
 
-def test_two_processes_writing_one_file_at_once_lose_nothing(cache_path):
+def _two_writers_at_once(cache_path) -> list[int | None]:
+    """Two processes run ``_writer`` on one file, released together; their exit codes."""
     ctx = multiprocessing.get_context("spawn")  # torch may be loaded in this process: never fork it
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_writer, args=(str(cache_path), start, barrier)) for start in (0, 200)]
@@ -488,7 +489,11 @@ def test_two_processes_writing_one_file_at_once_lose_nothing(cache_path):
         p.start()
     for p in procs:
         p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    return [p.exitcode for p in procs]
+
+
+def test_two_processes_writing_one_file_at_once_lose_nothing(cache_path):
+    assert _two_writers_at_once(cache_path) == [0, 0]
     requests = [(f"doc {d} ", f"choice {c}") for d in range(600) for c in range(2)]
     c = ResponseCache(cache_path)
     assert c.count() == len(requests)
@@ -502,14 +507,7 @@ def test_two_processes_opening_a_damaged_file_at_once_share_one_fresh_cache(cach
     _filled(cache_path)
     with cache_path.open("r+b") as f:
         f.truncate(cache_path.stat().st_size // 2)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_writer, args=(str(cache_path), start, barrier)) for start in (0, 200)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert _two_writers_at_once(cache_path) == [0, 0]
     assert cache_path.with_name("responses.sqlite.corrupt").exists()
     c = ResponseCache(cache_path)
     assert c.count() == 600 * 2  # one process moved the file aside; neither wrote into the moved one

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,20 +122,25 @@ def build_spm(root: Path | None = None) -> Path:
     final = (root or cache_root()) / "tiny" / f"spm-{_digest(recipe)}"
     if (final / "tokenizer.json").is_file():
         return final
-    import sentencepiece as spm
-    from transformers import AutoTokenizer
-
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".spm-", dir=final.parent))
     options = {k: v for k, v in SPM_RECIPE.items() if k not in ("corpus_lines", "corpus_version")}
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus_lines(SPM_RECIPE["corpus_lines"])),
-                                   model_writer=model, minloglevel=2, **options)
-    (tmp / "tokenizer.model").write_bytes(model.getvalue())
-    (tmp / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
-    # Converting the .model needs protobuf; after save_pretrained the tokenizer.json is enough.
-    AutoTokenizer.from_pretrained(tmp).save_pretrained(tmp)
+    write_spm(tmp, corpus_lines(SPM_RECIPE["corpus_lines"]), options)
     return _publish(tmp, final)
+
+
+def write_spm(directory: Path, lines: Iterable[str], options: dict) -> None:
+    """Train a SentencePiece model on ``lines`` and save it in ``directory`` as a transformers tokenizer
+    (``tokenizer.model`` for ``use_fast=False``, ``tokenizer.json`` for the fast one)."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, minloglevel=2, **options)
+    (directory / "tokenizer.model").write_bytes(model.getvalue())
+    (directory / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2))
+    # Converting the .model needs protobuf; after save_pretrained the tokenizer.json is enough.
+    AutoTokenizer.from_pretrained(directory).save_pretrained(directory)
 
 
 def build_model(name: str, root: Path | None = None) -> Path:
