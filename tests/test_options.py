@@ -454,3 +454,10 @@ def test_two_models_cannot_update_one_baseline():
         build_run_config(models=["tiny", "tiny-llama"], model_args=[], prompt_version=None, num_fewshot=None,
                          limit=None, device="cpu", data_dir=None, data_from_hub=False, results_dir="r",
                          tasks=all_tasks(), gate=dict(baselines=["line"], update=True))
+
+
+def test_batch_size_auto_is_accepted_and_a_bad_value_says_what_is():
+    assert parse_model_args("batch_size=auto").batch_size == "auto"
+    assert parse_model_args("batch_size=AUTO").batch_size == "auto"
+    with pytest.raises(OptionError, match=r"batch_size='max': expected an integer or auto"):
+        parse_model_args("batch_size=max")
