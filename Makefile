@@ -16,6 +16,7 @@ jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
 	$(PY) -m pytest tests $(ARGS)
 
 install: $(VENV)/.installed

@@ -5,11 +5,11 @@
   ``vocab_size=8000``, trained on a fixed number of lines of real JGLUE text read from the shared data
   dir in a fixed order (see :func:`training_lines`).
 * Random-initialised Llama models (``LlamaConfig``, untied embeddings, seed 0) saved with
-  ``save_pretrained``, so they load through :meth:`kensa.models.hf.HFCausalLM.load` like any local model:
+  ``save_pretrained``, so they load through :meth:`kensa.backends.hf_causal.HFCausalLM.load` like any local model:
   ``small`` (about 27.5M parameters, float32, for CPU) and ``1b`` (about 1B parameters, saved in
   bfloat16, for a GPU).
 
-Everything lands under ``kensa.models.tiny.cache_root() / "bench"``; the directory name carries a digest
+Everything lands under ``kensa.paths.cache_root() / "bench"``; the directory name carries a digest
 of the recipe, the training text and the library versions, so a changed recipe never reuses a stale build.
 
 ``python -m bench.model [--size small|1b] [--data-dir DIR]`` builds one and prints its directory and

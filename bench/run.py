@@ -55,12 +55,16 @@ class BenchTask:
     version: str
     num_fewshot: int
     kind: str  # "loglikelihood" or "generation"
+    docs: int | None = None
+    """A fixed number of docs (else ``--limit-mc`` / ``--limit-gen``)."""
 
 
 TASKS = {t.key: t for t in (
     BenchTask("jcqa", "jcommonsenseqa-1.1-0.3", "jcommonsenseqa", "1.1", 3, "loglikelihood"),
     BenchTask("jnli", "jnli-1.3-0.3", "jnli", "1.3", 3, "loglikelihood"),
     BenchTask("jsquad", "jsquad-1.1-0.3", "jsquad", "1.1", 2, "generation"),
+    # Long budgets: 256 new tokens (MGSM's max_gen_toks) on 50 problems, 5-shot chain-of-thought prompts.
+    BenchTask("mgsm-long", "mgsm-1.0-0.3", "mgsm", "1.0", 5, "generation", docs=50),
 )}
 SIDES = ("kensa", "lm-eval")
 README_RATIO_TASK = "jcqa"
@@ -111,9 +115,9 @@ def model_dir(size: str, data_dir: str) -> Path:
 
 
 def load_lm(path: Path, name: str, device: str, dtype: str, batch_size: int):
+    from kensa.backends.args import parse_model_args
+    from kensa.backends.hf_causal import HFCausalLM
     from kensa.models import resolve_model
-    from kensa.models.args import parse_model_args
-    from kensa.models.hf import HFCausalLM
 
     args = replace(parse_model_args(f"batch_size={batch_size},dtype={dtype}"), pretrained=str(path))
     return HFCausalLM.load(resolve_model(name, args), device)
@@ -187,7 +191,7 @@ def run_loglikelihood(task: BenchTask, lm, peer, source, limit: int, rounds: int
                       with_rows: bool = False) -> dict[str, Any]:
     import numpy as np
 
-    from kensa.evaluate import prepare
+    from kensa.tasks.render import prepare
 
     variant = variant_of(task)
     eval_split, pool = load_task_data(variant, source)
@@ -255,12 +259,13 @@ def run_loglikelihood(task: BenchTask, lm, peer, source, limit: int, rounds: int
 def run_generation(task: BenchTask, lm, peer, source, limit: int, rounds: int, device: str) -> dict[str, Any]:
     from lm_eval.api.instance import Instance
 
-    from kensa.generation import prepare_generation
-    from kensa.models.hf import GenerationRequest
+    from bench.decode import decode_work, stop_check_share
+    from kensa.backends.contract import GenerationRequest
+    from kensa.tasks.render import prepare_generation
 
     variant = variant_of(task)
     eval_split, pool = load_task_data(variant, source)
-    docs = prepare_generation(variant, eval_split, pool, task.num_fewshot, limit, lm)
+    docs = prepare_generation(variant, eval_split, pool, task.num_fewshot, task.docs or limit, lm)
     requests = [GenerationRequest(d.prompt, d.until, d.max_new_tokens) for d in docs]
     prompt_ids = [lm.generation_ids(r) for r in requests]
     same_prompt_ids = 0
@@ -269,7 +274,7 @@ def run_generation(task: BenchTask, lm, peer, source, limit: int, rounds: int, d
         same_prompt_ids += theirs[0].tolist() == ids
 
     def kensa_side(reqs=requests):
-        return lm.generate_until(reqs)
+        return [r.text for r in lm.generate_until(reqs)]
 
     def peer_side(reqs=requests):
         instances = [Instance(request_type="generate_until", doc={}, idx=i, arguments=(
@@ -285,6 +290,10 @@ def run_generation(task: BenchTask, lm, peer, source, limit: int, rounds: int, d
     med = {s: statistics.median(v) for s, v in seconds.items()}
     out = summary(seconds, generated["kensa"])
     out["tokens_per_second"] = {s: round(generated[s] / med[s], 1) if med[s] > 0 else math.inf for s in med}
+    # One more run each, profiled (not timed): the stop check's share, windowed and as a full decode.
+    out["stop_check"] = {"windowed": stop_check_share(lm, lambda: lm.generate_until(requests)),
+                         "full_decode": stop_check_share(lm, lambda: lm.generate_until(requests), full_decode=True)}
+    out["decode_work"] = decode_work(lm, lambda: lm.generate_until(requests))
     return {
         "task": task.task_id, "kind": task.kind, "num_fewshot": task.num_fewshot, "docs": len(docs),
         "requests": len(requests), "prompt_tokens": sum(map(len, prompt_ids)),
@@ -352,6 +361,12 @@ def table(results: list[dict[str, Any]]) -> str:
         if ROWS in m:
             lines.append(f"{'  (kensa, one row per input)':<40}{m[ROWS]:>10.2f}{'':>11}{tps[ROWS]:>13.0f}{'':>15}"
                          f"{r['ratio_rows']:>7.2f}  max|dLL| {a['rows_max_abs_loglikelihood_diff']:.2e}")
+        if "stop_check" in r:
+            sc, w = r["stop_check"], r["decode_work"]
+            lines.append(f"{'':<24}stop check: {100 * sc['windowed']['share']:.1f}% of kensa's generate_until "
+                         f"(decoding the whole generation each step: {100 * sc['full_decode']['share']:.1f}%); "
+                         f"rows computed {w['row_steps']} of {w['row_steps_if_finished_rows_stayed']} if finished "
+                         f"rows stayed")
         if "peak_fraction" in r:
             f = r["peak_fraction"]
             lines.append(f"{'':<24}model FLOP/s as a fraction of the bf16 matmul peak: kensa {f['kensa']:.3f}, "
@@ -369,7 +384,8 @@ def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(prog="python -m bench.run", description="kensa vs lm-eval 0.4 on the same requests.")
     p.add_argument("--rounds", type=int, default=3, help="timed runs of each side, alternating (default 3)")
     p.add_argument("--limit-mc", type=int, default=200, help="docs of each log-likelihood task (default 200)")
-    p.add_argument("--limit-gen", type=int, default=100, help="docs of the generation task (default 100)")
+    p.add_argument("--limit-gen", type=int, default=100, help="docs of the jsquad generation task (default 100; "
+                   "mgsm-long always runs 50 problems)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: the size's, float32 / bfloat16)")
     p.add_argument("--size", default="small", choices=[*SIZES, "tiny"],

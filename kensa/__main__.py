@@ -1,5 +1,5 @@
 """``python -m kensa``: command-line helpers that need no pytest."""
 
-from kensa.cli import main
+from kensa.cli.main import main
 
 raise SystemExit(main())

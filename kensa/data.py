@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kensa.errors import DataError
+from kensa.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "fixtures"
 
 _VERSION_RE = re.compile(r"-v(\d+(?:\.\d+)*)\.json$")

@@ -14,8 +14,18 @@ from typing import Any
 import pytest
 
 from kensa.errors import KensaError
-from kensa.gate import BaselineStore, Check, GateSettings, RunRecord, compare, fails_now, finalize, flips, precheck
-from kensa.thresholds import Items, ThresholdsError
+from kensa.gate.thresholds import Items, ThresholdsError
+from kensa.gate.verdicts import (
+    BaselineStore,
+    Check,
+    GateSettings,
+    RunRecord,
+    compare,
+    fails_now,
+    finalize,
+    flips,
+    precheck,
+)
 from plugins.kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
 
 GATE_PROPERTY = "kensa_gate"
@@ -52,7 +62,7 @@ def _settings(config: pytest.Config) -> GateSettings:
 
 
 def _table(rows: list[Check]) -> str:
-    from kensa.report import gate_lines
+    from kensa.report.results import gate_lines
 
     return "\n".join(gate_lines(rows))
 
@@ -78,8 +88,8 @@ class TestGate:
 
     def _precheck(self, datasets: Any) -> None:
         """Fail before any scoring when there is nothing valid to compare with."""
-        from kensa.fingerprint import environment
-        from kensa.sampling import resolve_limit
+        from kensa.gate.fingerprint import environment
+        from kensa.tasks.sampling import resolve_limit
 
         eval_split, pool = datasets(self.variant.task)
         task = self.variant.task
@@ -112,10 +122,9 @@ class TestGate:
             pytest.fail(f"kensa gate: {exc}", pytrace=False)
         rows = compare(self.entry, items, record, _settings(self.config), th.path)
         if items is not None:
-            from kensa.metrics import metric_spec
-            from kensa.report import write_samples
+            from kensa.report.results import write_samples
 
-            worse = flips(items, run.samples, record.gated, {m: metric_spec(m).direction for m in record.gated})
+            worse = flips(items, run.samples, record.gated)
             path = self.rc.results_dir / self.lm.spec.slug / f"flips_{record.task_id}.jsonl"
             if worse:
                 write_samples(path, worse)
@@ -193,9 +202,9 @@ class GateSession:
         self._junit_properties()
 
     def _update(self) -> None:
-        from kensa.gate import rows_for_changes
-        from kensa.thresholds import Thresholds
-        from kensa.update import apply_update, git_sha, write_update
+        from kensa.gate.thresholds import Thresholds
+        from kensa.gate.update import apply_update, git_sha, write_update
+        from kensa.gate.verdicts import rows_for_changes
 
         rc = self.config.stash[CONFIG_KEY]
         store = _store(self.config)
@@ -220,7 +229,7 @@ class GateSession:
     def _junit_properties(self) -> None:
         from _pytest.junitxml import xml_key  # the documented LogXML lives here; no public accessor
 
-        from kensa.report import junit_properties
+        from kensa.report.results import junit_properties
 
         xml = self.config.stash.get(xml_key, None)
         if xml is None:

@@ -1,7 +1,7 @@
 """The pytest layer of kensa: options, markers, the model fixture and progress.
 
 It holds no evaluation logic; everything it calls lives in the ``kensa`` package (the model is
-wrapped in ``kensa.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
+wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
 (``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
 pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
 the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
-from kensa.options import RunConfig, build_run_config
 from kensa.tasks import all_tasks, tasks_in_suite
 
 pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots")
@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
-    from kensa.options import replace
+    from kensa.cli.options import replace
 
     if not run_config.results_dir.is_absolute():
         run_config = replace(run_config, results_dir=Path(config.invocation_params.dir) / run_config.results_dir)
@@ -212,8 +212,8 @@ def kensa_datasets(kensa_config: RunConfig):
 @pytest.fixture
 def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kensa_datasets):
     """Evaluate a task variant on a model; writes the samples and reports the summary."""
-    from kensa.evaluate import evaluate_variant
-    from kensa.report import write_samples
+    from kensa.report.results import write_samples
+    from kensa.run import evaluate_variant
 
     def run(variant, lm):
         try:
@@ -230,7 +230,7 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
                                     "from_cache": getattr(lm, "from_cache", 0) - before[1]}
         out_dir = kensa_config.results_dir / lm.spec.slug
         write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
-        from kensa.fingerprint import environment
+        from kensa.gate.fingerprint import environment
 
         summary = result.summary(gated=variant.task.metrics)
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
@@ -257,7 +257,7 @@ class ResponseCounts:
         self.total = [0, 0]  # on the controller: computed, from cache
 
     def wrap(self, lm: Any) -> Any:
-        from kensa.cache import CachedLM, ResponseCache
+        from kensa.run.cache import CachedLM, ResponseCache
 
         if self.path is not None and self.cache is None:
             self.cache = ResponseCache(self.path)  # one connection per process, shared by its models

@@ -19,7 +19,7 @@ from plugins.kensa_plugin import CONFIG_KEY
 
 
 def _ungated_rows(summaries: list[dict[str, Any]], status: str) -> list[Any]:
-    from kensa.gate import Check
+    from kensa.gate.verdicts import Check
 
     return [Check(s["model"], s["baseline"], s["task_id"], m, status, n=s["n"], score=s["metrics"][m],
                   stderr=s["metrics"].get(f"{m}_stderr")) for s in summaries for m in s["gated"]]
@@ -27,7 +27,7 @@ def _ungated_rows(summaries: list[dict[str, Any]], status: str) -> list[Any]:
 
 def _pairwise(summaries: list[dict[str, Any]], models: list[str]) -> tuple[list[Any], list[str]]:
     """Each later model against the first, task by task, on the same documents."""
-    from kensa.gate import RunRecord, compare_models
+    from kensa.gate.verdicts import RunRecord, compare_models
 
     if len(models) < 2:
         return [], []
@@ -50,7 +50,7 @@ def _pairwise(summaries: list[dict[str, Any]], models: list[str]) -> tuple[list[
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or SESSION_KEY not in config.stash:
         return
-    from kensa.report import (
+    from kensa.report.results import (
         PAIRWISE_COLUMNS,
         averages,
         format_table,

@@ -5,7 +5,7 @@ Two syrupy extensions write one UTF-8 text file per snapshot:
 * :class:`PromptSnapshot` (``*.prompt.txt``): a task variant's rendered prompts;
 * :class:`TokenizerSnapshot` (``*.tokens.txt``): one model's tokenizer on the probe set.
 
-The text itself is made by :mod:`kensa.snapshot_text` (quoted lines, invisible characters
+The text itself is made by :mod:`kensa.report.snapshot_text` (quoted lines, invisible characters
 escaped, Japanese unescaped).
 
 Guards: a partial run (``-k``, node ids, ``--prompt-version``, ``--collect-only``) only warns
@@ -23,7 +23,7 @@ import pytest
 from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from kensa.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
+from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
 
 ACTIVE_SLUGS: set[str] = set()
 """Slugs of the models under test in this process (set at configure time, read by discovery)."""

@@ -8,10 +8,17 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def generated(text: str, prompt_tokens: int = 0, reason: str = "stop"):
+    """What a fake backend's ``generate_until`` returns for ``text`` (the backend contract's result)."""
+    from kensa.backends.contract import GenerationResult
+
+    return GenerationResult(text=text, stop_reason=reason, prompt_tokens=prompt_tokens, generated_tokens=len(text))
+
+
 def load_tiny(name: str = "tiny", args: str = ""):
     """Load a tiny model on CPU through the same path as ``--model NAME --model-args ARGS``."""
+    from kensa.backends.args import parse_model_args
     from kensa.models import load_model, resolve_model
-    from kensa.models.args import parse_model_args
 
     return load_model(resolve_model(name, parse_model_args(args)), "cpu")
 

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kensa.cache import (
+from kensa.backends.contract import GenerationRequest, LoglikelihoodResult
+from kensa.cli.options import default_response_cache, parse_response_cache
+from kensa.errors import OptionError
+from kensa.run.cache import (
     CachedLM,
     CacheUnavailable,
     ResponseCache,
@@ -18,10 +21,7 @@ from kensa.cache import (
     chunk_runs,
     model_fingerprint,
 )
-from kensa.errors import OptionError
-from kensa.evaluate import LoglikelihoodResult
-from kensa.models.hf import GenerationRequest
-from kensa.options import default_response_cache, parse_response_cache
+from tests.helpers import generated
 
 WEIGHTS_A = "a" * 64
 WEIGHTS_B = "b" * 64
@@ -79,7 +79,8 @@ class FakeLM:
         self.gen_calls.append(list(requests))
         if progress:
             progress(len(requests), len(requests))
-        return [f"{r.context[-2:]}|{'/'.join(r.until)}|{r.max_new_tokens}|{self.salt}|日本語" for r in requests]
+        return [generated(f"{r.context[-2:]}|{'/'.join(r.until)}|{r.max_new_tokens}|{self.salt}|日本語",
+                          len(self.generation_ids(r))) for r in requests]
 
     @property
     def computed_ll(self) -> int:
@@ -391,7 +392,7 @@ def test_damage_found_during_the_run_turns_the_cache_off_with_a_warning(cache_pa
 
 
 def test_a_cache_locked_past_the_busy_timeout_turns_off_with_a_warning(cache_path, monkeypatch):
-    monkeypatch.setattr("kensa.cache.BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("kensa.run.cache.BUSY_TIMEOUT_S", 0.2)
     c = ResponseCache(cache_path)
     other = sqlite3.connect(cache_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # a stuck writer

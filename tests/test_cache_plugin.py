@@ -27,10 +27,10 @@ TINY_CACHE = tiny.cache_root()
 CONFTEST = textwrap.dedent('''
     import os
 
-    import kensa.cache
-    from kensa.models.hf import HFCausalLM
+    import kensa.run.cache
+    from kensa.backends.hf_causal import HFCausalLM
 
-    kensa.cache.CHUNK_SIZE = 10
+    kensa.run.cache.CHUNK_SIZE = 10
     _real = HFCausalLM.loglikelihood
     _calls = []
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensa.metrics import (
+from kensa.metrics.core import (
     METRICS,
     aggregate,
     balanced_accuracy,
@@ -19,7 +19,7 @@ from kensa.metrics import (
     matthews_corrcoef,
     multiple_choice_scores,
 )
-from kensa.sampling import StratifiedSampler
+from kensa.tasks.sampling import StratifiedSampler
 
 GOLDS = [0, 0, 0, 1, 1, 2]
 PREDS = [0, 1, 0, 1, 2, 2]

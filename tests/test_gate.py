@@ -1,4 +1,4 @@
-"""kensa.gate and kensa.update: preconditions, the verdict, Holm over a session, flips, updates.
+"""kensa.gate.verdicts and kensa.gate.update: preconditions, the verdict, Holm over a session, flips, updates.
 
 Runs, entries and items are built by hand (no model). Expected numbers are literals with their arithmetic beside
 them (McNemar p = 0.5**b when c = 0, Holm by hand, the MDE from the normal quantiles), never recomputed through the
@@ -18,8 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensa import gate
-from kensa.gate import (
+from kensa.gate import verdicts as gate
+from kensa.gate.thresholds import (
+    Entry,
+    Items,
+    MetricBaseline,
+    Thresholds,
+    ThresholdsError,
+    load_items,
+    load_thresholds,
+    write_items,
+    write_thresholds,
+)
+from kensa.gate.update import Change, apply_update, write_update
+from kensa.gate.verdicts import (
     FAILING,
     BaselineStore,
     Check,
@@ -35,18 +47,6 @@ from kensa.gate import (
     rows_for_changes,
     stale_reasons,
 )
-from kensa.thresholds import (
-    Entry,
-    Items,
-    MetricBaseline,
-    Thresholds,
-    ThresholdsError,
-    load_items,
-    load_thresholds,
-    write_items,
-    write_thresholds,
-)
-from kensa.update import Change, apply_update, write_update
 from tests.helpers import GATE_BASELINE as BASE
 from tests.helpers import GATE_ENV as ENV
 from tests.helpers import GATE_FEW as FEW
@@ -595,7 +595,7 @@ def test_every_test_time_failure_is_a_session_failure(session):
 @settings(max_examples=150, deadline=None)
 @given(sessions())
 def test_finalize_is_holm_over_the_compared_rows(session):
-    from kensa import gate
+    from kensa.gate import verdicts as gate
 
     rows, _, alpha = session
     final = finalize(rows, alpha)
@@ -702,7 +702,7 @@ def test_compare_models_refuses_different_documents():
         compare_models(a, b)
 
 
-# -- kensa.update ---------------------------------------------------------------------------------------
+# -- kensa.gate.update ---------------------------------------------------------------------------------------
 
 DATE = "2026-12-01T00:00:00Z"
 PROV = {"command": "pytest suites --thresholds-update", "git_sha": "0" * 40}
@@ -810,7 +810,7 @@ def test_partial_update_keeps_the_other_entries(tmp_path):
 
 
 def test_write_update_writes_the_items_then_the_toml_and_reads_back(tmp_path, monkeypatch):
-    import kensa.update
+    import kensa.gate.update
 
     th = old_thresholds(tmp_path, entry_for(run_record(ones(3, 10), task_id=TID2, prompt_version="0.2")))
     runs = [run_record([1.0, 0.0, 1.0, 1.0] * 5, acc_norm=ones(11, 20), keys=[f"q{i}" for i in range(20)]),
@@ -818,14 +818,14 @@ def test_write_update_writes_the_items_then_the_toml_and_reads_back(tmp_path, mo
     new, changes, written = apply_update(th, runs, allow_lower=True, provenance=PROV, date=DATE)
     assert [(c.task_id, c.status) for c in changes] == [(TID2, "raised"), (TID, "created")]  # sorted by task id
 
-    real = kensa.update.write_thresholds
+    real = kensa.gate.update.write_thresholds
     seen = []
 
     def checked(t):
         seen.append([(tmp_path / e.items).is_file() for e in t.entries.values()])
         return real(t)
 
-    monkeypatch.setattr(kensa.update, "write_thresholds", checked)
+    monkeypatch.setattr(kensa.gate.update, "write_thresholds", checked)
     paths = write_update(new, written)
     assert seen == [[True, True]]  # every items file existed when the TOML was written
     assert paths == [tmp_path / BASE / f"{TID2}.jsonl", tmp_path / BASE / f"{TID}.jsonl", tmp_path / f"{BASE}.toml"]
@@ -867,7 +867,7 @@ def _corpus_acc(golds, preds) -> float:
 def corpus_metric(monkeypatch):
     from types import SimpleNamespace
 
-    from kensa import metrics
+    from kensa.metrics import core as metrics
 
     spec = SimpleNamespace(name="corpus_acc", direction="higher", scale=1.0, items="corpus", compute=_corpus_acc)
     monkeypatch.setitem(metrics.METRICS, "corpus_acc", spec)

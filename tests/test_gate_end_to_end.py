@@ -51,7 +51,15 @@ def test_tiny_trained_passes_its_committed_thresholds(tmp_path):
 
     gated = sum(len(t.metrics) for t in tasks_in_suite("jglue") for _ in t.variants())
     assert len(rows) == gated and {r["status"] for r in rows} <= {"pass", "underpowered"}
-    assert all(r["delta"] == 0 and r["p_holm"] == 1.0 for r in rows)  # CPU runs are deterministic
+    # The same weights score the same on CPU. tiny-trained's training is deterministic on one kind of
+    # CPU, but AVX2 and AVX-512 kernels round differently, so a machine of the other kind trains a
+    # slightly different model, which must still pass.
+    import tomllib
+
+    committed = tomllib.loads((REPO / "thresholds" / "tiny-trained.toml").read_text(encoding="utf-8"))
+    ours = json.loads((tmp_path / "results" / "tiny-trained" / "results.json").read_text())
+    if ours["kensa"]["model_info"]["identity"]["weights_sha256"] == committed["model"]["weights_sha256"]:
+        assert all(r["delta"] == 0 and r["p_holm"] == 1.0 for r in rows)
 
 
 def test_a_copy_at_another_path_passes_with_the_baseline_named(tmp_path, copies):

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from kensa.backends.args import parse_model_args
+from kensa.cli.harness import SUITE, translate
 from kensa.errors import OptionError
-from kensa.harness import SUITE, translate
-from kensa.models.args import parse_model_args
 from tests.helpers import REPO
 
 KNOWN = {"jcommonsenseqa-1.1-0.3": "jcommonsenseqa", "jcommonsenseqa-1.1-0.4": "jcommonsenseqa",

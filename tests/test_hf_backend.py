@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
+from kensa.backends.contract import GenerationRequest
 from kensa.errors import ModelLoadError
-from kensa.models.hf import GenerationRequest
 from tests.helpers import load_tiny
 
 torch = pytest.importorskip("torch")
@@ -115,23 +115,31 @@ def test_greedy_generation_matches_a_manual_argmax_loop(fixture, request):
     contexts = ["質問：日本の首都は？\n回答：", "ユーザー: こんにちは<NL>システム: ", "東京"]
     for stops in [(), ("の",), ("\n", "<NL>")]:
         reqs = [GenerationRequest(c, stops, 12) for c in contexts]
-        got = lm.generate_until(reqs)
+        got = [r.text for r in lm.generate_until(reqs)]
         want = [manual_greedy(lm, c, 12, stops) for c in contexts]
         assert got == want, stops
         for text in got:
             assert not any(s in text for s in stops)
 
 
-class CountGenerateCalls:
+class CountPrefills:
+    """Records the size of every batch the decoding loop starts (one prefill, without a cache, each)."""
+
     def __init__(self, model):
         self.model, self.batches = model, []
 
-    def generate(self, **kwargs):
-        self.batches.append(kwargs["input_ids"].shape[0])
-        return self.model.generate(**kwargs)
+    def __call__(self, **kwargs):
+        if kwargs.get("past_key_values") is None:
+            self.batches.append(kwargs["input_ids"].shape[0])
+        return self.model(**kwargs)
 
     def __getattr__(self, name):
         return getattr(self.model, name)
+
+
+def outputs(results):
+    """What a generation is, model time aside."""
+    return [(r.text, r.stop_reason, r.prompt_tokens, r.generated_tokens) for r in results]
 
 
 @pytest.mark.parametrize("max_length", [None, 24])
@@ -148,14 +156,15 @@ def test_rows_with_different_budgets_share_a_batch_and_stop_on_their_own(tiny_ll
         tiny_llama.batch_size = 1
         alone = tiny_llama.generate_until(reqs)
         tiny_llama.batch_size = 16
-        tiny_llama.model = counter = CountGenerateCalls(tiny_llama.model)
+        tiny_llama.model = counter = CountPrefills(tiny_llama.model)
         together = tiny_llama.generate_until(reqs)
     finally:
         tiny_llama.max_length, tiny_llama.batch_size, tiny_llama.model = saved
-    assert together == alone
+    assert outputs(together) == outputs(alone)
     assert counter.batches == ([12, 4] if max_length is None else [4, 4, 4, 4])
     if max_length is None:
-        assert alone == [manual_greedy(tiny_llama, r.context, r.max_new_tokens, r.until) for r in reqs]
+        assert [r.text for r in alone] == [manual_greedy(tiny_llama, r.context, r.max_new_tokens, r.until)
+                                           for r in reqs]
 
 
 def test_slow_tokenizer_is_sentencepiece_exact():
@@ -299,3 +308,63 @@ def test_workers_share_the_cores_unless_omp_num_threads_is_set(monkeypatch):
         assert share_cpu_threads(2) is None and torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+def test_finished_rows_leave_the_batch_and_only_running_rows_are_charged(tiny_llama):
+    """One row with a budget of 40 and seven of 2: after the short rows finish, the long one runs
+    alone (the cache is compacted), its text is what it gets alone, and the model time of each
+    step is charged to the rows still running."""
+    from kensa.backends.decoding import DecodeStats
+
+    contexts = ["質問：日本の首都は？\n回答：", "東京", "ユーザー: こんにちは<NL>システム: ", "以下は指示です。"] * 2
+    reqs = [GenerationRequest(c, (), 40 if i == 0 else 2) for i, c in enumerate(contexts)]
+    saved = tiny_llama.batch_size, tiny_llama.decode_stats
+    try:
+        tiny_llama.batch_size = 1
+        alone = tiny_llama.generate_until(reqs)
+        tiny_llama.batch_size, tiny_llama.decode_stats = 8, DecodeStats()
+        together = tiny_llama.generate_until(reqs)
+        stats = tiny_llama.decode_stats
+    finally:
+        tiny_llama.batch_size, tiny_llama.decode_stats = saved
+    assert outputs(together) == outputs(alone)
+    assert [r.generated_tokens for r in together] == [40] + [2] * 7
+    assert stats.steps == 39 and stats.compactions == 1
+    assert stats.row_steps == 8 + 38  # all eight rows for one step, then the long row alone (generate: 8 x 39)
+    assert all(r.stop_reason == "length" and r.seconds > 0 and r.first_token_seconds > 0 for r in together)
+    assert together[0].seconds > 5 * max(r.seconds for r in together[1:])
+
+
+def test_rows_stop_on_eos_stop_strings_and_budget(tiny_llama):
+    """greedy_decode directly, with EOS set to the token a row's greedy path starts with."""
+    from kensa.backends.decoding import greedy_decode
+    from kensa.backends.stopping import StopChecker
+
+    tok = tiny_llama.tokenizer
+    prompts = [tiny_llama.tok_encode(c) for c in ["東京", "質問：日本の首都は？\n回答：", "以下は指示です。"]]
+    first = tiny_llama.generate_until([GenerationRequest("東京", (), 1)])[0].text
+    eos = tok.encode(first, add_special_tokens=False)[0]
+    free = tiny_llama.generate_until([GenerationRequest("質問：日本の首都は？\n回答：", (), 12)])[0].text
+    stop = free[2:4]
+    assert stop and stop not in free[:3]
+    with torch.inference_mode():
+        out = greedy_decode(tiny_llama.model, prompts, [12, 12, 5],
+                            [StopChecker((), tok.decode), StopChecker((stop,), tok.decode), StopChecker((), tok.decode)],
+                            eos_id=eos, pad_id=tok.pad_token_id, device="cpu")
+    assert (out[0].stop_reason, out[0].tokens) == ("eos", [])
+    assert out[1].stop_reason == "stop" and stop in tok.decode(out[1].tokens) and stop not in tok.decode(out[1].tokens[:-1])
+    assert (out[2].stop_reason, len(out[2].tokens)) == ("length", 5)
+
+
+def test_transformers_generate_gives_the_same_generations_as_kensas_loop(tiny_neox):
+    """The path for models kensa's loop cannot drive (no position_ids) agrees with the loop."""
+    contexts = ["質問：日本の首都は？\n回答：", "ユーザー: こんにちは<NL>システム: ", "東京", "以下は指示です。"]
+    reqs = [GenerationRequest(c, stops, budget) for c in contexts for stops, budget in [(("の",), 9), ((), 6)]]
+    ours = tiny_neox.generate_until(reqs)
+    tiny_neox._decodes_itself = lambda: False
+    try:
+        theirs = tiny_neox.generate_until(reqs)
+    finally:
+        del tiny_neox._decodes_itself
+    assert outputs(ours) == outputs(theirs)
+    assert {r.stop_reason for r in ours} <= {"stop", "length"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kensa.data import DataSource
-from kensa.generation import evaluate_generation
+from kensa.run.generation import evaluate_generation
 from kensa.tasks.jsts import TASK, parse_similarity
 from tests.helpers import SHARED_DATA
 from tests.test_prompts_jsts import FakeGenLM, answering

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from kensa.data import DataSource
-from kensa.evaluate import evaluate_multiple_choice, prepare
+from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks import all_tasks
+from kensa.tasks.render import prepare
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
 pytestmark = pytest.mark.slow

@@ -35,8 +35,8 @@ from dataclasses import replace
 import pytest
 
 from kensa.data import DataSource
-from kensa.generation import evaluate_generation
-from kensa.metrics import aggregate
+from kensa.metrics.core import aggregate
+from kensa.run.generation import evaluate_generation
 from kensa.tasks import all_tasks
 from tests.helpers import load_tiny
 

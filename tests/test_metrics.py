@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kensa.metrics import aggregate, argmax, mean, mean_stderr, multiple_choice_scores
+from kensa.metrics.core import aggregate, argmax, mean, mean_stderr, multiple_choice_scores
 
 # --- mean and mean_stderr -------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ def _run(task, version, pv, **metrics):
 
 
 def test_averages_use_the_leaderboard_headline_and_name_what_is_missing():
-    from kensa.report import averages
+    from kensa.report.results import averages
 
     runs = [_run("jcommonsenseqa", "1.1", "0.3", acc=0.80), _run("jnli", "1.1", "0.3", acc=0.50),
             _run("marc_ja", "1.1", "0.3", acc=0.90), _run("jsquad", "1.1", "0.3", exact_match=70.0),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensa.metrics_ja import exact_match, f1, normalize_answer, squad_scores, tokens
+from kensa.metrics.jasquad import exact_match, f1, normalize_answer, squad_scores, tokens
 
 pytest.importorskip("fugashi")
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kensa.metrics import METRICS, aggregate
-from kensa.metrics_rouge import bootstrap_mid, mecab_tokens, rouge2_f
+from kensa.metrics.core import METRICS, aggregate
+from kensa.metrics.rouge import bootstrap_mid, mecab_tokens, rouge2_f
 
 
 @pytest.mark.parametrize(("target", "prediction", "expected"), [

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kensa.data import DataSource
-from kensa.generation import prepare_generation
 from kensa.tasks.mgsm import TASK, extract_answer
+from kensa.tasks.render import prepare_generation
 from tests.helpers import SHARED_DATA
 
 MGSM = SHARED_DATA / "mgsm"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from kensa.data import DataSource
-from kensa.evaluate import prepare
 from kensa.tasks import get_task
+from kensa.tasks.render import prepare
 from tests.helpers import SHARED_DATA
 
 

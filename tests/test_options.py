@@ -1,7 +1,7 @@
 """Bad option values fail at session start with an OptionError naming the option and the value.
 
-Covers ``--model-args`` (kensa.models.args), ``--model`` resolution (kensa.models.resolve_model
-through kensa.options.parse_models) and the other run options in kensa.options. Good inputs,
+Covers ``--model-args`` (kensa.backends.args), ``--model`` resolution (kensa.models.resolve_model
+through kensa.cli.options.parse_models) and the other run options in kensa.cli.options. Good inputs,
 including the harness's own model_args strings, must parse to the right fields.
 """
 
@@ -13,10 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kensa.data import DataSource
-from kensa.errors import OptionError
-from kensa.models.args import ModelArgs, parse_model_args
-from kensa.options import (
+from kensa.backends.args import ModelArgs, parse_model_args
+from kensa.cli.options import (
     build_run_config,
     parse_data_source,
     parse_device,
@@ -25,6 +23,8 @@ from kensa.options import (
     parse_num_fewshot,
     parse_prompt_versions,
 )
+from kensa.data import DataSource
+from kensa.errors import OptionError
 from kensa.tasks.jcommonsenseqa import TASK
 from tests.helpers import REPO
 
@@ -407,8 +407,8 @@ def test_home_relative_tokenizer_path(tmp_path, monkeypatch):
 
 
 def test_fewshot_pool_names_a_split_or_a_file(tmp_path):
+    from kensa.cli.options import parse_pools
     from kensa.data import DataSource
-    from kensa.options import parse_pools
     from kensa.tasks import all_tasks
 
     tasks = all_tasks()

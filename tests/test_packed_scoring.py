@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kensa.backends.packing import Pack, build_packs, collate
 from kensa.data import DataSource
-from kensa.evaluate import prepare
-from kensa.metrics import multiple_choice_scores
-from kensa.models.packing import Pack, build_packs, collate
+from kensa.metrics.core import multiple_choice_scores
 from kensa.tasks import all_tasks
+from kensa.tasks.render import prepare
 from tests.helpers import load_tiny
 
 torch = pytest.importorskip("torch")

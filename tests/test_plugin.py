@@ -206,14 +206,14 @@ def test_long_runs_print_progress(suite, monkeypatch):
 
 def test_one_model_is_resident_at_a_time(suite, monkeypatch):
     """Each model is closed before the next one loads (session-scoped parametrization)."""
-    from kensa.models.hf import HFCausalLM
+    from kensa.backends.hf_causal import HFCausalLM
 
     events = []
     real_load, real_close = HFCausalLM.load.__func__, HFCausalLM.close
 
-    def load(cls, spec, device="auto"):
+    def load(cls, spec, device="auto", **where):
         events.append(("load", spec.name))
-        return real_load(cls, spec, device)
+        return real_load(cls, spec, device, **where)
 
     def close(self):
         events.append(("close", self.name))
@@ -228,8 +228,8 @@ def test_one_model_is_resident_at_a_time(suite, monkeypatch):
 
 def test_a_broken_run_fails_the_suite_test(suite, monkeypatch):
     """The suite's own assertion: a non-finite log-likelihood fails the test, and is still reported."""
-    from kensa.evaluate import LoglikelihoodResult
-    from kensa.models.hf import HFCausalLM
+    from kensa.backends.contract import LoglikelihoodResult
+    from kensa.backends.hf_causal import HFCausalLM
 
     real = HFCausalLM.loglikelihood
 

@@ -11,9 +11,10 @@ import pytest
 
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
-from kensa.generation import evaluate_generation, prepare_generation
+from kensa.run.generation import evaluate_generation
 from kensa.tasks.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
-from tests.helpers import SHARED_DATA
+from kensa.tasks.render import prepare_generation
+from tests.helpers import SHARED_DATA, generated
 
 V01 = {v.template.version: v for v in TASK_0_1.variants()}
 V02 = {v.template.version: v for v in TASK_0_2.variants()}
@@ -94,7 +95,7 @@ class FakeLM:
         out = []
         for r in requests:  # the query's question is the last one in the prompt
             last = max(self.answers, key=r.context.rfind, default=None)
-            out.append(self.answers[last] if last is not None and last in r.context else "わからない")
+            out.append(generated(self.answers[last] if last is not None and last in r.context else "わからない"))
         return out
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from kensa.data import DataSource, Split, read_jsonl
 from kensa.errors import DataError
-from kensa.evaluate import evaluate_multiple_choice, prepare
+from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.jcola import DATASET, TASK
+from kensa.tasks.render import prepare
 from tests.test_prompts_xwinograd_ja import FakeLM
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}

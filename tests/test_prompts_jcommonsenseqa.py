@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kensa.data import Split
-from kensa.evaluate import prepare
 from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.render import prepare
 
 VERSIONS = ["0.1", "0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6"]
 VARIANTS = {v.template.version: v for v in TASK.variants()}

@@ -13,8 +13,8 @@ import pytest
 
 from kensa.data import DataSource, Split, read_jsonl
 from kensa.errors import DataError
-from kensa.evaluate import prepare
 from kensa.tasks.jnli import DATASET, TASK_1_1, TASK_1_3
+from kensa.tasks.render import prepare
 
 V11 = {v.template.version: v for v in TASK_1_1.variants()}
 V13 = {v.template.version: v for v in TASK_1_3.variants()}
@@ -129,7 +129,7 @@ def test_task_ids_versions_and_metrics():
 
 
 def test_num_fewshot_option_reaches_both_versions():
-    from kensa.options import RunConfig
+    from kensa.cli.options import RunConfig
 
     rc = RunConfig(num_fewshot={"jnli": 1})
     assert rc.fewshot_for(TASK_1_1) == rc.fewshot_for(TASK_1_3) == 1

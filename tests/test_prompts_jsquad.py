@@ -10,8 +10,10 @@ import pytest
 
 from kensa.data import DataSource
 from kensa.errors import DataError
-from kensa.generation import evaluate_generation, prepare_generation
+from kensa.run.generation import evaluate_generation
 from kensa.tasks.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
+from kensa.tasks.render import prepare_generation
+from tests.helpers import generated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "jglue" / "jsquad"
 
@@ -59,7 +61,7 @@ class CharLM:
 
     def generate_until(self, requests, progress=None):
         self.requests.extend(requests)
-        return [self.answers.get(r.context, "") for r in requests]
+        return [generated(self.answers.get(r.context, "")) for r in requests]
 
 
 def _split(rows):

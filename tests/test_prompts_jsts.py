@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
-from kensa.generation import evaluate_generation, prepare_generation
+from kensa.run.generation import evaluate_generation
 from kensa.tasks.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
+from kensa.tasks.render import prepare_generation
+from tests.helpers import generated
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 
@@ -98,7 +100,7 @@ class FakeGenLM:
 
     def generate_until(self, requests, progress=None):
         self.requests.extend(requests)
-        return [self.answer(r.context) for r in requests]
+        return [generated(self.answer(r.context)) for r in requests]
 
 
 def answering(variant, rows, outputs):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kensa.data import DataSource, Split
 from kensa.errors import DataError, KensaError
-from kensa.generation import evaluate_generation, prepare_generation
+from kensa.run.generation import evaluate_generation
 from kensa.tasks.mgsm import (
     DATASET,
     INVALID,
@@ -25,6 +25,8 @@ from kensa.tasks.mgsm import (
     read_mgsm_tsv,
     view,
 )
+from kensa.tasks.render import prepare_generation
+from tests.helpers import generated
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
@@ -95,7 +97,7 @@ class CharLM:
 
     def generate_until(self, requests, progress=None):
         self.requests.extend(requests)
-        return [self.reply(r.context) for r in requests]
+        return [generated(self.reply(r.context)) for r in requests]
 
 
 # -- the task's shape and prompts ------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from kensa.data import DataSource, Split
 from kensa.errors import DataError, KensaError
-from kensa.generation import evaluate_generation, prepare_generation
-from kensa.metrics_rouge import bootstrap_mid
+from kensa.metrics.rouge import bootstrap_mid
+from kensa.run.generation import evaluate_generation
+from kensa.tasks.render import prepare_generation
 from kensa.tasks.xlsum_ja import DATASET, TASK, read_xlsum_csv, truncate_articles
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, generated
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 VERSIONS = ("0.0", "0.3", "0.4", "0.5", "0.6")
@@ -75,7 +76,7 @@ class CharLM:
 
     def generate_until(self, requests, progress=None):
         self.requests.extend(requests)
-        return [self.generate(r) for r in requests]
+        return [generated(self.generate(r)) for r in requests]
 
 
 def render(version, shots, query=QUERY):

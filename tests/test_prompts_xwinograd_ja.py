@@ -7,9 +7,11 @@ import json
 
 import pytest
 
+from kensa.backends.contract import LoglikelihoodResult
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
-from kensa.evaluate import LoglikelihoodResult, evaluate_multiple_choice, prepare
+from kensa.run.multiple_choice import evaluate_multiple_choice
+from kensa.tasks.render import prepare
 from kensa.tasks.xwinograd_ja import TASK, read_xwinograd_tsv
 
 (VARIANT,) = TASK.variants()

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from kensa.data import DataSource, Split
 from kensa.errors import OptionError
-from kensa.evaluate import prepare
-from kensa.sampling import draw_shots, resolve_limit, shuffled
 from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.render import prepare
+from kensa.tasks.sampling import draw_shots, resolve_limit, shuffled
 
 
 def harness_reference(docs, pool, k, limit=None):

@@ -32,7 +32,7 @@ for task in all_tasks():
 '''
 
 SWAP_TOKENIZER = '''
-import kensa.models.hf as hf
+import kensa.backends.hf_causal as hf
 
 _load = hf.load_tokenizer
 

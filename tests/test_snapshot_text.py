@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kensa.errors import DataError
-from kensa.snapshot_text import PROBES_FILE, load_probes, quote, quote_lines
+from kensa.report.snapshot_text import PROBES_FILE, load_probes, quote, quote_lines
 
 
 def test_japanese_stays_japanese_and_invisible_characters_show():

@@ -1,4 +1,4 @@
-"""kensa.stats: hand-computed values first, then properties (hypothesis), then every validation error.
+"""kensa.gate.stats: hand-computed values first, then properties (hypothesis), then every validation error.
 
 Expected numbers are literals with their arithmetic beside them, never recomputed through the code under test.
 Monte Carlo tests are seeded, so they are deterministic; their tolerances are sized from the Monte Carlo standard
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import pearsonr
 
-from kensa.stats import (
+from kensa.gate.stats import (
     PairedTest,
     bootstrap,
     holm,
@@ -465,7 +465,7 @@ def test_paired_test_is_a_frozen_record():
 def test_bootstrap_takes_none_as_an_unparsed_prediction_but_refuses_nan():
     """JSTS stores an unparseable output as ``[gold, None]``; the correlation leaves it out. A NaN given as a
     number is still a bug in the caller."""
-    from kensa.metrics import pearson
+    from kensa.metrics.core import pearson
 
     golds = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] * 5
     base = [[g, g] for g in golds]

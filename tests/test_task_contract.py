@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kensa.data import DataSource
-from kensa.metrics import METRICS
+from kensa.metrics.core import METRICS
 from kensa.tasks import all_tasks
 from kensa.tasks.base import validate_templates
 
@@ -53,7 +53,7 @@ def test_a_template_field_missing_from_the_view_is_reported():
     import dataclasses
 
     from kensa.errors import KensaError
-    from kensa.prompts import PromptTemplate
+    from kensa.tasks.prompts import PromptTemplate
 
     task = next(t for t in TASKS if t.name == "jcommonsenseqa")
     broken = dataclasses.replace(task, templates=(PromptTemplate("9.9", "", "{no_such_field}", "{answer}"),))

@@ -1,4 +1,4 @@
-"""kensa.thresholds: the TOML file and the per-item outcomes beside it.
+"""kensa.gate.thresholds: the TOML file and the per-item outcomes beside it.
 
 Round trips first, then every kind of bad input. A bad file must raise ThresholdsError whose message names the
 file and the key (or the items file and the line): each error test asserts on both, on the exception's ``path`` and
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from kensa.thresholds import (
+from kensa.gate.thresholds import (
     Entry,
     Items,
     MetricBaseline,

@@ -73,10 +73,9 @@ def test_cli_writes_a_model_directory_and_refuses_a_full_one(tmp_path):
 
 def test_training_examples_cover_every_task_variant():
     from kensa.data import DataSource
-    from kensa.evaluate import prepare
-    from kensa.generation import NoModel, prepare_generation
-    from kensa.models.tiny_train import training_examples
     from kensa.tasks import all_tasks
+    from kensa.tasks.render import NoModel, prepare, prepare_generation
+    from kensa.tasks.training_text import training_examples
 
     examples = training_examples()
     for task in all_tasks():
@@ -94,9 +93,9 @@ def test_training_examples_cover_every_task_variant():
 
 
 def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
-    import kensa.tasks
+    import kensa.tasks.training_text
     from kensa.errors import KensaError
-    from kensa.models.tiny_train import training_examples
+    from kensa.tasks.training_text import training_examples
 
     class RankingTask:
         name, kind = "ranker", "ranking"
@@ -104,19 +103,19 @@ def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
         def load(self, source):
             return None, None
 
-    monkeypatch.setattr(kensa.tasks, "all_tasks", lambda: [RankingTask()])
+    monkeypatch.setattr(kensa.tasks.training_text, "all_tasks", lambda: [RankingTask()])
     with pytest.raises(KensaError, match="ranker.*ranking.*training_examples"):
         training_examples()
 
 
 def test_cache_key_follows_the_training_text(monkeypatch):
-    from kensa.models import tiny_train
+    from kensa.tasks import training_text
 
     recipe, spm_dir = tiny.MODELS["tiny-trained"], tiny.build_spm()
     key, examples = tiny._model_key(recipe, spm_dir)
-    edited = [tiny_train.TrainingExample(examples[0].task_id, examples[0].context + "。", examples[0].continuation),
+    edited = [training_text.TrainingExample(examples[0].task_id, examples[0].context + "。", examples[0].continuation),
               *examples[1:]]
-    monkeypatch.setattr(tiny_train, "training_examples", lambda: edited)
+    monkeypatch.setattr(training_text, "training_examples", lambda: edited)
     assert tiny._digest(tiny._model_key(recipe, spm_dir)[0]) != tiny._digest(key)
     # The untrained models' keys carry no training fields.
     assert "train" not in tiny._model_key(tiny.MODELS["tiny-llama"], spm_dir)[0]["model"]
@@ -145,7 +144,7 @@ def test_training_is_deterministic_and_restores_torch_settings(tmp_path):
 
 def test_tiny_trained_loads_and_scores_far_above_chance():
     from kensa.data import DataSource
-    from kensa.evaluate import evaluate_multiple_choice
+    from kensa.run.multiple_choice import evaluate_multiple_choice
     from kensa.tasks import get_task
     from tests.helpers import load_tiny
 

@@ -26,8 +26,8 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 @pytest.fixture(scope="module")
 def tokenizers():
+    from kensa.backends.tokenizers import load_tokenizer
     from kensa.models.tiny import build_model
-    from kensa.models.tokenizers import load_tokenizer
 
     path = str(build_model("tiny"))
     fast = load_tokenizer(path)
@@ -90,7 +90,7 @@ def test_use_fast_false_is_exact_where_the_fast_conversion_is_lossy(rinna_style_
     """Why the slow path exists: transformers 5 always builds the fast T5Tokenizer, whose conversion
     of a byte-fallback unigram model loses newlines and characters. The harness scored rinna models
     with use_fast=False, i.e. with SentencePiece's own ids."""
-    from kensa.models.tokenizers import load_tokenizer
+    from kensa.backends.tokenizers import load_tokenizer
 
     fast = load_tokenizer(str(rinna_style_dir))
     slow = load_tokenizer(str(rinna_style_dir), use_fast=False)

@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from kensa.backends.args import ModelArgs, ModelSpec
 from kensa.errors import OptionError
 from kensa.models import tiny
-from kensa.models.args import ModelArgs
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    """As given to ``--model``; names the results."""
-    kind: str
-    """``tiny``, ``local`` or ``hub``."""
-    source: str
-    """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
-    args: ModelArgs
-
-    @property
-    def slug(self) -> str:
-        """A file-name-safe form of the name, for the results directory."""
-        return re.sub(r"[^\w.\-]+", "__", self.name).strip("_") or "model"
 
 
 def _looks_like_path(text: str) -> bool:
@@ -86,7 +69,11 @@ def share_cpu_threads(workers: int) -> int | None:
 
 
 def load_model(spec: ModelSpec, device: str = "auto"):
-    """Load a spec into the Hugging Face causal-LM backend."""
-    from kensa.models.hf import HFCausalLM
+    """Load a spec into its backend. A built-in tiny model or adapter is built (or found in the
+    cache) first, so the backend only ever sees directories and Hub ids."""
+    from kensa.backends.hf_causal import HFCausalLM
 
-    return HFCausalLM.load(spec, device)
+    source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
+    peft = spec.args.peft
+    adapter = (str(tiny.build_adapter(peft)) if tiny.is_tiny_adapter(peft) else os.path.expanduser(peft)) if peft else None
+    return HFCausalLM.load(spec, device, source=source, adapter=adapter)

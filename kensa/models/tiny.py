@@ -25,8 +25,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kensa.backends.hf_causal import quiet_transformers
 from kensa.models.corpus import CORPUS_VERSION, corpus_lines
 from kensa.models.tiny_train import TrainRecipe
+from kensa.paths import cache_root
 
 SPM_RECIPE = {
     "model_type": "unigram", "vocab_size": 4000, "byte_fallback": True, "add_dummy_prefix": False,
@@ -82,14 +84,6 @@ def is_tiny_adapter(name: str) -> bool:
     return name in ADAPTERS
 
 
-def cache_root() -> Path:
-    """``$KENSA_CACHE_DIR``, else ``$XDG_CACHE_HOME/kensa``, else ``~/.cache/kensa``."""
-    if os.environ.get("KENSA_CACHE_DIR"):
-        return Path(os.environ["KENSA_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kensa"
-
-
 def _library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -107,13 +101,6 @@ def _publish(tmp: Path, final: Path) -> Path:
     except OSError:  # another process finished first: theirs is identical, keep it
         shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def quiet_transformers() -> None:
-    """No per-file progress bars: they are noise in test output."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
 
 
 def build_spm(root: Path | None = None) -> Path:
@@ -156,7 +143,7 @@ def _model_key(recipe: TinyModelRecipe, spm_dir: Path) -> tuple[dict, list | Non
     if recipe.train is None:
         del fields["train"]  # keeps the cache keys of the untrained models as they were
         return key, None
-    from kensa.models.tiny_train import examples_digest, training_examples
+    from kensa.tasks.training_text import examples_digest, training_examples
 
     examples = training_examples()
     key["data"] = examples_digest(examples)

@@ -1,12 +1,12 @@
 """Training for the built-in ``tiny-trained`` model, which scores far above chance on every task
 variant the suite has, so that a damaged copy of it visibly fails.
 
-The training text is what the suite scores: for every registered task, prompt version and
-fixture eval doc, the prompt exactly as the suite renders it (shots included) followed by the
-gold continuation, tokenized as :meth:`kensa.models.hf.HFCausalLM.encode_pair` does (context
-and continuation encoded separately with no special tokens, then concatenated). The loss is on
-the continuation tokens only: with the whole text the template tokens swamp the few answer
-tokens, and it trained far worse and slower.
+The training text comes from the task layer (:mod:`kensa.tasks.training_text`): every prompt as
+the suite renders it, followed by its gold continuation. It is tokenized as
+:meth:`kensa.backends.hf_causal.HFCausalLM.encode_pair` does (context and continuation encoded
+separately with no special tokens, then concatenated). The loss is on the continuation tokens
+only: with the whole text the template tokens swamp the few answer tokens, and it trained far
+worse and slower.
 
 The model memorises the fixtures. Its scores say nothing about Japanese, only that the
 pipeline and the weights are intact. Torch is imported lazily, as in :mod:`kensa.models.tiny`.
@@ -14,8 +14,6 @@ pipeline and the weights are intact. Torch is imported lazily, as in :mod:`kensa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kensa.errors import KensaError
+from kensa.tasks.training_text import TrainingExample
 
 
 @dataclass(frozen=True)
@@ -36,57 +35,6 @@ class TrainRecipe:
     max_grad_norm: float = 1.0
     threads: int = 2  # results depend on the thread count, so it is part of the recipe
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    task_id: str
-    context: str
-    continuation: str
-
-
-def training_examples(source: Any = None) -> list[TrainingExample]:
-    """One example per registered task variant and eval doc of ``source`` (default: the fixtures).
-
-    This is the one place that knows how each kind of task becomes training text.
-    """
-    from kensa.data import DataSource
-    from kensa.evaluate import prepare
-    from kensa.tasks import all_tasks
-
-    source = source or DataSource.fixtures()
-    examples = []
-    for task in all_tasks():
-        eval_split, pool = task.load(source)
-        if task.kind == "generation":
-            examples += _generation_examples(task, eval_split, pool)
-            continue
-        if task.kind != "multiple_choice":
-            raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
-                             "teach kensa.models.tiny_train.training_examples that kind")
-        for variant in task.variants():
-            for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
-                examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
-    return examples
-
-
-def _generation_examples(task: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
-    """The prompt, then the doc's target as its shots show it, then the first stop string, so that the
-    model learns to answer and to stop."""
-    from kensa.generation import NoModel, prepare_generation
-
-    out = []
-    for variant in task.variants():
-        for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel()):
-            target = variant.template.render_target(variant.view(doc.row))
-            out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else "")))
-    return out
-
-
-def examples_digest(examples: Sequence[TrainingExample]) -> str:
-    """A short hash of the training text, for the cache key: editing a fixture retrains."""
-    payload = json.dumps([[e.task_id, e.context, e.continuation] for e in examples], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def encode(tokenizer: Any, examples: Sequence[TrainingExample], max_length: int) -> list[tuple[list[int], int]]:

@@ -1,7 +1,7 @@
 """What a task is: its dataset, splits, prompt versions, few-shot count and metrics, as data.
 
 A task file builds one :class:`MultipleChoiceTask` or :class:`GenerationTask` and registers it.
-The evaluation loops live in ``kensa.evaluate`` and ``kensa.generation``; a task only says
+The evaluation loops live in ``kensa.run``; a task only says
 *what* to ask and how to score one document.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from kensa.data import DatasetSpec, DataSource, Split, load_split, read_jsonl
 from kensa.errors import DataError, KensaError
-from kensa.prompts import PromptTemplate, check_unique_versions
+from kensa.tasks.prompts import PromptTemplate, check_unique_versions
 
 Row = Mapping[str, Any]
 

@@ -6,7 +6,7 @@ The prompt shows the top 5 passages in retrieval order (0.1: each as ``[題名]:
 the other versions: the texts only, joined by ``SEP``), then the question. The model generates up to as
 many tokens as the longest gold answer has in its own tokenizer, stopping at ``SEP`` (a newline; the
 literal ``<NL>`` for 0.4); the target of the one shot is the first answer. A question scores its best
-exact match and MeCab-token F1 over every gold answer (``kensa.metrics_ja``, spec 4.1), on 0-100.
+exact match and MeCab-token F1 over every gold answer (``kensa.metrics.jasquad``, spec 4.1), on 0-100.
 
 * 0.1 [published]: no prompt-length handling; an over-long prompt is cut from the left by the backend.
 * 0.2 [HEAD]: while the prompt is longer than ``max_length - longest answer`` tokens, the harness
@@ -38,11 +38,11 @@ from typing import Any
 
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import GenerationTask
 
 # Answers, budget, scoring and the instruction are JSQuAD's (spec 3.5: "metric JaSQuAD EM/F1 ... as JSQuAD").
 from kensa.tasks.jsquad import INSTRUCTION, RINNA_BI_DESC, RINNA_SFT_DESC, golds, longest_gold, score
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 NUM_CONTEXTS = 5

@@ -15,8 +15,8 @@ int, ``diacritic``, ``sentence``, ``original``), or the Hub parquet conversion o
 from __future__ import annotations
 
 from kensa.data import DatasetSpec
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import MultipleChoiceTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 CHOICES = (" いいえ", " はい")

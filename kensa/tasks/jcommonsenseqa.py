@@ -8,8 +8,8 @@ kept on purpose: it is why 0.2 scores low and 0.2.1 exists).
 from __future__ import annotations
 
 from kensa.data import DatasetSpec
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import MultipleChoiceTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 CHOICE_FIELDS = tuple(f"choice{i}" for i in range(5))

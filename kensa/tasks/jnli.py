@@ -14,8 +14,8 @@ a local run without one draws its shots from ``test`` (recorded as the pool in t
 from __future__ import annotations
 
 from kensa.data import DatasetSpec
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import MultipleChoiceTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 LABELS = ("entailment", "contradiction", "neutral")

@@ -5,7 +5,7 @@ prompt; there is no 1.2-0.1), spec 3.4.
 The prompt shows the paragraph after ``[SEP]`` (``context.split("[SEP]")[-1].strip()``), 1.2 and
 0.1 also the title. The model generates up to as many tokens as the longest gold answer has in its
 own tokenizer, stopping at ``SEP`` (a newline; the literal ``<NL>`` for 0.4). A question scores its
-best exact match and MeCab-token F1 over every gold answer (``kensa.metrics_ja``, spec 4.1), on the
+best exact match and MeCab-token F1 over every gold answer (``kensa.metrics.jasquad``, spec 4.1), on the
 harness's 0-100 scale. Questions on one paragraph are one cluster for the gate's paired test.
 
 Data: JGLUE's SQuAD-style JSON (``jglue/jsquad/{train,valid}-v*.json``: ``data[].title``,
@@ -24,9 +24,9 @@ from typing import Any
 
 from kensa.data import DatasetSpec, Split
 from kensa.errors import DataError
-from kensa.metrics_ja import squad_scores
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.metrics.jasquad import squad_scores
 from kensa.tasks.base import GenerationTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 SEP_MARK = "[SEP]"

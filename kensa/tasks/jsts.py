@@ -36,8 +36,8 @@ import re
 import unicodedata
 
 from kensa.data import DatasetSpec
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import GenerationTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 LOW, HIGH = 0.0, 5.0

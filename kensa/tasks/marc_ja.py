@@ -16,8 +16,8 @@ earliest published runs had 5,734, spec 3.3).
 from __future__ import annotations
 
 from kensa.data import DatasetSpec
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import MultipleChoiceTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 LABELS = ("positive", "negative")

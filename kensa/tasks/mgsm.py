@@ -34,8 +34,8 @@ from typing import Any
 
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError, KensaError
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.base import GenerationTask
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 QUESTION_TAG = "問題："

@@ -5,7 +5,7 @@ a newline otherwise) after at most ``len(tok_encode(summary)) + 10`` new tokens 
 ``DYNAMIC_MAX_LENGTH=true`` default). ``rouge2`` = ROUGE-2 F x 100 on the evaluated model's
 ``tokenize`` pieces (the published numbers, a harness quirk); ``rouge2_mecab`` = the same on MeCab
 tokens (the harness's documented intent). Both are reported as the bootstrap median
-(``kensa.metrics_rouge``).
+(``kensa.metrics.rouge``).
 
 A prompt longer than ``max_length - max_new_tokens`` tokens has its articles cut at sentence ends
 (:func:`truncate_articles`, ported line for line from ``XLSumJa.preprocess_ctx`` on the jp-stable
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError, KensaError
-from kensa.metrics_rouge import mecab_tokens, rouge2_f
-from kensa.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.metrics.rouge import mecab_tokens, rouge2_f
 from kensa.tasks.base import GenerationTask, stop_at_separator
+from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError
-from kensa.prompts import PromptTemplate
 from kensa.tasks.base import MultipleChoiceTask
+from kensa.tasks.prompts import PromptTemplate
 from kensa.tasks.registry import register
 
 COLUMNS = 7

@@ -8,8 +8,8 @@ anything is scored, and a significant drop fails the test (see thresholds/README
 
 import pytest
 
-from kensa.evaluate import integrity_problems
-from kensa.sampling import resolve_limit
+from kensa.run.records import integrity_problems
+from kensa.tasks.sampling import resolve_limit
 
 KENSA_SUITE = "jglue"
 

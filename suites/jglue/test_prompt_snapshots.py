@@ -9,9 +9,8 @@ Update after an intended change with ``pytest suites -m snapshot --snapshot-upda
 import pytest
 
 from kensa.data import DataSource
-from kensa.evaluate import prepare
-from kensa.generation import NoModel, prepare_generation
-from kensa.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list
+from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list
+from kensa.tasks.render import NoModel, prepare, prepare_generation
 from plugins.snapshots import check
 
 KENSA_SUITE = "jglue"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from kensa.snapshot_text import load_probes, tokenizer_report
+from kensa.report.snapshot_text import load_probes, tokenizer_report
 from plugins.kensa_plugin import CONFIG_KEY
 from plugins.snapshots import check
 

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kensa import __version__
-from kensa.fingerprint import incomparable
-from kensa.gate import RunRecord, default_abs_floor, stale_reasons
-from kensa.metrics import metric_spec
-from kensa.thresholds import Entry, MetricBaseline, Thresholds, write_items, write_thresholds
+from kensa.gate.fingerprint import incomparable
+from kensa.gate.thresholds import Entry, MetricBaseline, Thresholds, write_items, write_thresholds
+from kensa.gate.verdicts import RunRecord, default_abs_floor, stale_reasons
+from kensa.metrics.core import metric_spec
 
 
 @dataclass(frozen=True)

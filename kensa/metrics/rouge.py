@@ -53,7 +53,7 @@ def rouge2_f(target: str, prediction: str, tokenize: Callable[[str], list[str]])
 def mecab_tokens(text: str) -> list[str]:
     """The harness's ``MecabTokenizer.tokenize``: emoji removal, ``neologdn.normalize``, whitespace
     collapsed, then MeCab (fugashi, unidic-lite) wakati split. Punctuation is kept (unlike JaSQuAD F1)."""
-    from kensa.metrics_ja import _tagger, normalize_answer
+    from kensa.metrics.jasquad import _tagger, normalize_answer
 
     return _tagger().parse(normalize_answer(text)).split()
 

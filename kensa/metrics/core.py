@@ -168,7 +168,7 @@ def count_unparseable(golds: Sequence[Any], preds: Sequence[Any]) -> float:
 
 
 def _rouge_mid(values: Sequence[float]) -> float:
-    from kensa.metrics_rouge import bootstrap_mid  # lazy: rouge_score and nltk only when XL-Sum runs
+    from kensa.metrics.rouge import bootstrap_mid  # lazy: rouge_score and nltk only when XL-Sum runs
 
     return bootstrap_mid(values)
 

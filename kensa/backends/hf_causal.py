@@ -13,25 +13,19 @@ import gc
 import inspect
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from kensa.backends.args import ModelSpec
+from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
+from kensa.backends.decoding import DecodeStats, RowOutcome, greedy_decode
+from kensa.backends.identity import BACKEND, describe_environment, model_identity
+from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
+from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, ModelRunError, OptionError
-from kensa.evaluate import LoglikelihoodResult, Progress
-from kensa.fingerprint import BACKEND, model_identity
-from kensa.models import ModelSpec, tiny
-from kensa.models.tokenizers import load_tokenizer
 
 DEFAULT_MAX_LENGTH = 2048
 AUTO_BATCH_START = 64
 """``batch_size=auto`` starts here and halves on out-of-memory errors."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    context: str
-    until: tuple[str, ...] = ()
-    max_new_tokens: int = 256
 
 
 def pick_device(requested: str) -> str:
@@ -85,12 +79,17 @@ class HFCausalLM:
         self._packing: str | None = None  # the mask format, decided on first use ("" = no packing)
         self._keeps_logits = False
         self._auto_size = AUTO_BATCH_START
+        self.decode_stats = DecodeStats()
+        self._byte_pieces: frozenset[int] | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, spec: ModelSpec, device: str = "auto") -> HFCausalLM:
+    def load(cls, spec: ModelSpec, device: str = "auto", *, source: str | None = None,
+             adapter: str | None = None) -> HFCausalLM:
+        """Load ``source`` (default ``spec.source``: a directory or a Hub id) with ``adapter`` (a
+        peft adapter directory or Hub id) as ``spec.args`` say."""
         try:
-            return cls._load(spec, device)
+            return cls._load(spec, device, source or spec.source, adapter)
         except (OptionError, ModelLoadError):
             raise
         except Exception as exc:
@@ -98,13 +97,12 @@ class HFCausalLM:
             raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
-    def _load(cls, spec: ModelSpec, device: str) -> HFCausalLM:
+    def _load(cls, spec: ModelSpec, device: str, source: str, adapter_dir: str | None) -> HFCausalLM:
         import torch
         from transformers import AutoModelForCausalLM
 
-        tiny.quiet_transformers()
+        quiet_transformers()
         args = spec.args
-        source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
         device = pick_device(args.device or device)
         kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
         if args.subfolder:
@@ -138,8 +136,6 @@ class HFCausalLM:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         if not device_map and not quantized:
             model.to(device)
-        adapter_dir = (str(tiny.build_adapter(args.peft)) if tiny.is_tiny_adapter(args.peft)
-                       else os.path.expanduser(args.peft)) if args.peft else None
         if adapter_dir:
             from peft import PeftModel
 
@@ -209,7 +205,7 @@ class HFCausalLM:
     def loglikelihood(self, requests: Sequence[tuple[str, str]],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
         """Score every request; requests that share their context are packed into one row
-        (:mod:`kensa.models.packing`) when the attention implementation takes a custom mask."""
+        (:mod:`kensa.backends.packing`) when the attention implementation takes a custom mask."""
         encoded = [self.encode_pair(c, x) for c, x in requests]
         if self._mask_format() is None:
             return self._score_rows(encoded, progress)
@@ -300,7 +296,7 @@ class HFCausalLM:
                       progress: Progress | None) -> list[LoglikelihoodResult]:
         import torch
 
-        from kensa.models.packing import build_packs, collate
+        from kensa.backends.packing import build_packs, collate
 
         packs = build_packs(encoded, max_row=2 * self.max_length)
         results: list[LoglikelihoodResult | None] = [None] * len(encoded)
@@ -345,36 +341,18 @@ class HFCausalLM:
         return self.tok_encode(request.context)[-keep:]
 
     def generate_until(self, requests: Sequence[GenerationRequest],
-                       progress: Progress | None = None) -> list[str]:
+                       progress: Progress | None = None) -> list[GenerationResult]:
         """Greedy continuations, each cut at the first of its stop strings.
 
         Requests with the same stop strings share batches whatever their budgets: each row stops on
-        its own (a stop string, EOS or its own budget), so a row's text is what it would be alone.
+        its own (a stop string, EOS or its own budget) and leaves the batch
+        (:mod:`kensa.backends.decoding`), so a row's text is what it would be alone.
         """
         import torch
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
         tok = self.tokenizer
-
-        class StopPerRow(StoppingCriteria):
-            """Stop a row once its generated text contains a stop string or it has used its budget."""
-
-            def __init__(self, stops: tuple[str, ...], budgets: list[int], prompt_width: int):
-                self.stops = stops
-                self.budgets = torch.tensor(budgets)
-                self.prompt_width = prompt_width
-
-            def __call__(self, input_ids, scores, **kwargs):
-                generated = input_ids[:, self.prompt_width:]
-                done = self.budgets.to(input_ids.device) <= generated.shape[1]
-                if self.stops:
-                    # The whole generation is decoded: a stop string may straddle byte-fallback tokens.
-                    texts = tok.batch_decode(generated)
-                    done |= torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
-                return done
-
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        outputs: list[str | None] = [None] * len(requests)
+        results: list[GenerationResult | None] = [None] * len(requests)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(tuple(r.until), []).append(i)
@@ -384,37 +362,92 @@ class HFCausalLM:
             width = max(len(encoded[i]) for i in batch)
             budgets = [requests[i].max_new_tokens for i in batch]
             if width + max(budgets) > self.max_length and len(set(budgets)) > 1:
-                # A shared budget would run a row past the model's positions: one budget per batch.
+                # The cache would outgrow the model's positions: one budget per batch.
                 for budget in sorted(set(budgets), reverse=True):
                     run([i for i in batch if requests[i].max_new_tokens == budget], until)
                 return
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):  # left padding: every prompt ends at the same column
-                x = encoded[i]
-                ids[row, width - len(x):] = torch.tensor(x)
-                mask[row, width - len(x):] = 1
-            config = GenerationConfig(max_new_tokens=max(budgets), do_sample=False, num_beams=1,
-                                      pad_token_id=pad_id, eos_token_id=tok.eos_token_id)
-            criteria = StoppingCriteriaList([StopPerRow(until, budgets, width)])
-            out = self.model.generate(input_ids=ids.to(self.input_device), attention_mask=mask.to(self.input_device),
-                                      generation_config=config, stopping_criteria=criteria)
-            for row, i in enumerate(batch):
-                new = out[row, width: width + budgets[row]].tolist()
-                if tok.eos_token_id in new:
-                    new = new[: new.index(tok.eos_token_id)]
-                text = tok.decode(new)
+            checkers = [StopChecker(until, tok.decode, self.byte_pieces) for _ in batch]
+            if self._decodes_itself():
+                outcomes = greedy_decode(self.model, [encoded[i] for i in batch], budgets, checkers,
+                                         eos_id=tok.eos_token_id, pad_id=pad_id, device=self.input_device,
+                                         keeps_logits=self._keeps_logits, stats=self.decode_stats)
+            else:
+                outcomes = self._generate_with_transformers([encoded[i] for i in batch], budgets, checkers, pad_id)
+            for i, outcome in zip(batch, outcomes, strict=True):
+                text = tok.decode(outcome.tokens)
                 for stop in until:
                     text = text.split(stop)[0]
-                outputs[i] = text
+                results[i] = GenerationResult(
+                    text=text, stop_reason=outcome.stop_reason, prompt_tokens=len(encoded[i]),
+                    generated_tokens=len(outcome.tokens), seconds=outcome.seconds,
+                    first_token_seconds=outcome.first_token_seconds)
             if progress:
-                progress(sum(o is not None for o in outputs), len(requests))
+                progress(sum(r is not None for r in results), len(requests))
 
         with torch.inference_mode():
             for until, members in groups.items():
                 members = sorted(members, key=lambda i: -len(encoded[i]))
                 self._batches(members, lambda batch, until=until: run(batch, until))
-        return outputs  # type: ignore[return-value]
+        return results  # type: ignore[return-value]
+
+    @property
+    def byte_pieces(self) -> frozenset[int]:
+        """The tokenizer's byte-fallback piece ids, for the windowed stop check (looked up once)."""
+        if self._byte_pieces is None:
+            self._byte_pieces = byte_piece_ids(self.tokenizer)
+        return self._byte_pieces
+
+    def _decodes_itself(self) -> bool:
+        """Whether kensa's own decoding loop can drive the model: it passes position ids and a cache."""
+        self._mask_format()  # also learns whether the model takes logits_to_keep
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        params = inspect.signature(base.forward).parameters
+        return "position_ids" in params and "past_key_values" in params
+
+    def _generate_with_transformers(self, prompts: list[list[int]], budgets: list[int],
+                                    checkers: list[StopChecker], pad_id: int) -> list[RowOutcome]:
+        """``model.generate`` for a model kensa's loop cannot drive (no ``position_ids``): the rows stay
+        in the batch until the last stops; the batch's time is shared equally."""
+        import time
+
+        import torch
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+        tok = self.tokenizer
+        width = max(len(p) for p in prompts)
+
+        class StopPerRow(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                done = []
+                for row, checker in enumerate(checkers):
+                    new = input_ids[row, width:].tolist()
+                    done.append(len(new) >= budgets[row] or bool(new) and checker.hit(new))
+                return torch.tensor(done, device=input_ids.device)
+
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, x in enumerate(prompts):
+            ids[row, width - len(x):] = torch.tensor(x)
+            mask[row, width - len(x):] = 1
+        config = GenerationConfig(max_new_tokens=max(budgets), do_sample=False, num_beams=1,
+                                  pad_token_id=pad_id, eos_token_id=tok.eos_token_id)
+        start = time.perf_counter()
+        out = self.model.generate(input_ids=ids.to(self.input_device), attention_mask=mask.to(self.input_device),
+                                  generation_config=config, stopping_criteria=StoppingCriteriaList([StopPerRow()]))
+        seconds = (time.perf_counter() - start) / len(prompts)
+        outcomes = []
+        for row, checker in enumerate(checkers):
+            new = out[row, width: width + budgets[row]].tolist()
+            eos = tok.eos_token_id in new
+            if eos:  # a row that stopped earlier is padded after its stop, maybe with EOS as the pad
+                new = new[: new.index(tok.eos_token_id)]
+            stop_at = first_stop(new, checker.stops, tok.decode, self.byte_pieces)
+            if stop_at is not None:
+                new, reason = new[:stop_at], "stop"
+            else:
+                reason = "eos" if eos else "length"
+            outcomes.append(RowOutcome(new, reason, seconds, float("nan")))
+        return outcomes
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -433,15 +466,8 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def describe_environment() -> dict[str, str]:
-    """Library versions for the results' provenance."""
-    from importlib.metadata import PackageNotFoundError, version
+def quiet_transformers() -> None:
+    """No per-file progress bars: they are noise in test output."""
+    from transformers.utils import logging
 
-    out = {}
-    for pkg in ("torch", "transformers", "tokenizers", "sentencepiece", "peft", "bitsandbytes", "datasets"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    out["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    return out
+    logging.disable_progress_bar()

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kensa.errors import OptionError
+from kensa.paths import REPO_ROOT
 
 MODEL_TYPES = ("hf-causal", "hf-causal-experimental", "hf")
-SUITE = Path(__file__).resolve().parent.parent / "suites" / "jglue" / "test_jglue.py"
+SUITE = REPO_ROOT / "suites" / "jglue" / "test_jglue.py"
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,13 @@ def rename_plain(doc: dict, aliases: dict[str, str]) -> dict:
 
 
 def run(argv: Sequence[str]) -> int:
-    import pytest
+    """Translate, run the suite with pytest in a child process (the engine never imports pytest), then
+    write ``--output_path`` in the harness's shape."""
+    import subprocess
+    import sys
 
+    from kensa.backends.args import parse_model_args
     from kensa.models import resolve_model
-    from kensa.models.args import parse_model_args
     from kensa.tasks import all_tasks
 
     known = {v.task_id: t.name for t in all_tasks() for v in t.variants()}
@@ -170,7 +174,7 @@ def run(argv: Sequence[str]) -> int:
         print(f"kensa harness: {exc}")
         return 4
     print("kensa harness: pytest " + " ".join(tr.pytest_args))
-    code = int(pytest.main(tr.pytest_args))
+    code = subprocess.call([sys.executable, "-m", "pytest", *tr.pytest_args])
     results = tr.results_dir / slug / "results.json"
     if tr.output_path is not None and results.is_file():
         tr.output_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@
 with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
-runs the suite from the jp-stable harness's own command line (see :mod:`kensa.harness`).
+runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["harness"]:  # main.py's own flags, parsed by kensa.harness
-        from kensa.harness import run
+    if argv[:1] == ["harness"]:  # main.py's own flags, parsed by kensa.cli.harness
+        from kensa.cli.harness import run
 
         return run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kensa", description=__doc__.splitlines()[0])

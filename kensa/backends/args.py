@@ -1,8 +1,10 @@
-"""Model arguments in the harness's ``k=v,k=v`` form, parsed and checked before anything loads."""
+"""What a backend is asked to load: the model arguments in the harness's ``k=v,k=v`` form (parsed and
+checked before anything loads) and the :class:`ModelSpec` that ``--model`` resolves to."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,3 +148,19 @@ def parse_model_args(text: str | None) -> ModelArgs:
     if "device" in values and values["device"] not in DEVICES and not values["device"].startswith("cuda:"):
         raise OptionError("--model-args", f"device={values['device']!r}: expected cpu, cuda or cuda:N")
     return ModelArgs(**values, _aliases=tuple(aliases))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    """As given to ``--model``; names the results."""
+    kind: str
+    """``tiny``, ``local`` or ``hub``."""
+    source: str
+    """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
+    args: ModelArgs
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the name, for the results directory."""
+        return re.sub(r"[^\w.\-]+", "__", self.name).strip("_") or "model"

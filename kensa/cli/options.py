@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kensa.backends.args import DEVICES, ModelSpec, parse_model_args
 from kensa.data import DataSource
 from kensa.errors import OptionError
-from kensa.models import ModelSpec, resolve_model, tiny
-from kensa.models.args import DEVICES, parse_model_args
+from kensa.models import resolve_model, tiny
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kensa.fingerprint import incomparable
-from kensa.metrics import METRICS, metric_spec
-from kensa.thresholds import Entry, Items, Thresholds, ThresholdsError, load_items, load_thresholds, thresholds_path
+from kensa.gate.fingerprint import incomparable
+from kensa.gate.thresholds import (
+    Entry,
+    Items,
+    Thresholds,
+    ThresholdsError,
+    load_items,
+    load_thresholds,
+    thresholds_path,
+)
+from kensa.metrics.core import METRICS, metric_spec
 
 
 def _stats() -> Any:
-    from kensa import stats  # numpy and scipy cost most of a second; collecting tests needs neither
+    from kensa.gate import stats  # numpy and scipy cost most of a second; collecting tests needs neither
 
     return stats
 
@@ -381,8 +389,11 @@ def _got_worse(before: Any, after: Any, sign: float) -> bool:
 # -- the flip report -----------------------------------------------------------------------------
 
 def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequence[str],
-          directions: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The documents that got worse against the baseline, per metric, with the run's prompt and output."""
+          directions: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The documents that got worse against the baseline, per metric, with the run's prompt and output.
+    ``directions`` (default: each metric's spec) says whether higher or lower is better."""
+    if directions is None:
+        directions = {m: metric_spec(m).direction for m in metrics}
     out = []
     for name in metrics:
         sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0

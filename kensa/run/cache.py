@@ -17,7 +17,7 @@
   alone and the run goes on uncached. Any SQLite error later in the run turns the cache off for
   the rest of that process with a warning; the scores are computed, never lost.
 
-:class:`CachedLM` wraps a backend (``kensa.models.hf.HFCausalLM``) with the same interface.
+:class:`CachedLM` wraps a backend with the same contract (:mod:`kensa.backends.contract`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kensa.evaluate import LoglikelihoodResult, Progress
-from kensa.fingerprint import minor
+from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
+from kensa.backends.identity import minor
+from kensa.errors import KensaError
 
-CACHE_FORMAT = 1
-"""Part of every key: bump it when the scoring code changes what a request's answer is."""
+CACHE_FORMAT = 2
+"""Part of every key: bump it when the scoring code changes what a request's answer is, or how it is
+stored (2: a generation is stored with its stop reason and token counts)."""
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6B656E73  # "kens": marks a SQLite file as a kensa response cache
 CHUNK_SIZE = 256
@@ -137,6 +139,19 @@ def decode_loglikelihood(value: str) -> LoglikelihoodResult:
     if not isinstance(logprob, str) or not isinstance(greedy, bool) or type(n) is not int:
         raise ValueError(f"not a log-likelihood record: {value!r}")
     return LoglikelihoodResult(logprob=float.fromhex(logprob), is_greedy=greedy, num_tokens=n)
+
+
+def encode_generation(result: GenerationResult) -> str:
+    """The text and how it ended; the model time is not stored (a served answer cost none)."""
+    return json.dumps([result.text, result.stop_reason, int(result.prompt_tokens), int(result.generated_tokens)],
+                      ensure_ascii=False)
+
+
+def decode_generation(value: str) -> GenerationResult:
+    text, reason, prompt_tokens, generated = json.loads(value)
+    if not isinstance(text, str) or type(prompt_tokens) is not int or type(generated) is not int:
+        raise ValueError(f"not a generation record: {value!r}")
+    return GenerationResult(text=text, stop_reason=reason, prompt_tokens=prompt_tokens, generated_tokens=generated)
 
 
 def checksum(key: bytes, value: str) -> bytes:
@@ -412,17 +427,22 @@ class CachedLM:
         return self._run(requests, keys, "loglikelihood", decode, encode_loglikelihood,
                          self.inner.loglikelihood, [c for c, _ in requests], progress)
 
-    def generate_until(self, requests: Sequence[Any], progress: Progress | None = None) -> list[str]:
+    def generate_until(self, requests: Sequence[GenerationRequest],
+                       progress: Progress | None = None) -> list[GenerationResult]:
         if not self.caching:
             self.computed += len(requests)
             return self.inner.generate_until(requests, progress)
         keys = [generation_key(self.model_key, self.inner.generation_ids(r), tuple(r.until), r.max_new_tokens)
                 for r in requests]
 
-        def decode(value: str, i: int) -> str:
-            return value
+        def decode(value: str, i: int) -> GenerationResult:
+            result = decode_generation(value)
+            if result.prompt_tokens != len(self.inner.generation_ids(requests[i])):
+                raise ValueError(f"{result.prompt_tokens} prompt tokens stored for another prompt length")
+            return result
 
-        return self._run(requests, keys, "generate", decode, str, self.inner.generate_until, None, progress)
+        return self._run(requests, keys, "generate", decode, encode_generation, self.inner.generate_until, None,
+                         progress)
 
     def _run(self, requests: Sequence[Any], keys: list[bytes], kind: str, decode: Callable[[str, int], Any],
              encode: Callable[[Any], str], compute: Callable[..., list[Any]], contexts: list[str] | None,
@@ -458,7 +478,7 @@ class CachedLM:
 
             results = compute([requests[i] for i in chunk], inner_progress if progress else None)
             if len(results) != len(chunk):
-                raise RuntimeError(f"{getattr(self.inner, 'name', 'the model')} returned {len(results)} "
+                raise KensaError(f"{getattr(self.inner, 'name', 'the model')} returned {len(results)} "
                                    f"results for {len(chunk)} requests")
             for i, r in zip(chunk, results, strict=True):
                 out[i] = r

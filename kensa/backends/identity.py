@@ -1,11 +1,7 @@
-"""What a score depends on besides the model's quality: the environment and the model's identity.
-
-* :func:`environment` is the fingerprint a threshold entry records (backend, torch and
-  transformers versions, dtype, device class, quantization). Scores move when any of them
-  changes (gating notes §3: a backend, CUDA or transformers change has no upper bound), so
-  :func:`incomparable` names the differences that make a comparison meaningless.
-* :func:`model_identity` says which weights and tokenizer were scored: a Hub revision, or a
-  SHA-256 over the weight files, cached by file size and mtime so a large model is hashed once.
+"""Which model was scored: :func:`model_identity` names the weights, tokenizer and adapter (a Hub
+commit, or a SHA-256 over the files, cached by file size and mtime so a large model is hashed
+once), and :func:`describe_environment` the library versions. The response cache keys on both;
+the gate (:mod:`kensa.gate.fingerprint`) compares environments.
 
 No torch import here: the backend passes in what it knows.
 """
@@ -16,17 +12,17 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from kensa.paths import cache_root
 
 BACKEND = "hf"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 CONFIG_FILES = ("config.json", "generation_config.json")
-# The fields whose difference makes two runs incomparable; versions are compared at minor level.
-COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers")
 
 
 def minor(version: str) -> str:
@@ -35,39 +31,9 @@ def minor(version: str) -> str:
     return ".".join(parts[:2])
 
 
-def environment(info: Mapping[str, Any]) -> dict[str, str]:
-    """The fingerprint of a loaded model's run, from the backend's ``info``."""
-    libs = info.get("libraries", {})
-    device = str(info.get("device") or "unknown")
-    return {
-        "backend": str(info.get("backend", BACKEND)),
-        "device": "cuda" if device.startswith("cuda") else device,
-        "dtype": str(info.get("dtype") or "unknown"),
-        "quantization": str(info.get("quantization") or "none"),
-        "torch": str(libs.get("torch", "unknown")),
-        "transformers": str(libs.get("transformers", "unknown")),
-        "batch_size": str(info.get("batch_size", "")),
-    }
-
-
-def incomparable(baseline: Mapping[str, str], run: Mapping[str, str]) -> list[str]:
-    """Human-readable differences that make a run incomparable with a baseline (empty: comparable)."""
-    out = []
-    for key in COMPARED:
-        a, b = str(baseline.get(key, "unknown")), str(run.get(key, "unknown"))
-        if key in ("torch", "transformers"):
-            if minor(a) != minor(b):
-                out.append(f"{key} {a} -> {b}")
-        elif a != b:
-            out.append(f"{key} {a} -> {b}")
-    return out
-
-
 # -- hashing files -------------------------------------------------------------------------------
 
 def _cache_file() -> Path:
-    from kensa.models.tiny import cache_root
-
     return cache_root() / "file-hashes.json"
 
 
@@ -139,4 +105,18 @@ def model_identity(*, name: str, source: str, revision: str | None, commit: str 
     out["tokenizer_sha256"] = tokenizer_sha256(tokenizer_source) or ""
     if adapter:
         out["adapter_sha256"] = weights_sha256(adapter) or ""
+    return out
+
+
+def describe_environment() -> dict[str, str]:
+    """Library versions for the results' provenance."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "transformers", "tokenizers", "sentencepiece", "peft", "bitsandbytes", "datasets"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    out["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return out

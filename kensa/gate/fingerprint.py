@@ -1,0 +1,45 @@
+"""What a score depends on besides the model's quality: the environment a threshold entry records.
+
+:func:`environment` is the fingerprint (backend, torch and transformers versions, dtype, device
+class, quantization). Scores move when any of them changes (gating notes §3: a backend, CUDA or
+transformers change has no upper bound), so :func:`incomparable` names the differences that make
+a comparison meaningless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kensa.backends.identity import BACKEND, minor
+
+# The fields whose difference makes two runs incomparable; versions are compared at minor level.
+COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers")
+
+
+def environment(info: Mapping[str, Any]) -> dict[str, str]:
+    """The fingerprint of a loaded model's run, from the backend's ``info``."""
+    libs = info.get("libraries", {})
+    device = str(info.get("device") or "unknown")
+    return {
+        "backend": str(info.get("backend", BACKEND)),
+        "device": "cuda" if device.startswith("cuda") else device,
+        "dtype": str(info.get("dtype") or "unknown"),
+        "quantization": str(info.get("quantization") or "none"),
+        "torch": str(libs.get("torch", "unknown")),
+        "transformers": str(libs.get("transformers", "unknown")),
+        "batch_size": str(info.get("batch_size", "")),
+    }
+
+
+def incomparable(baseline: Mapping[str, str], run: Mapping[str, str]) -> list[str]:
+    """Human-readable differences that make a run incomparable with a baseline (empty: comparable)."""
+    out = []
+    for key in COMPARED:
+        a, b = str(baseline.get(key, "unknown")), str(run.get(key, "unknown"))
+        if key in ("torch", "transformers"):
+            if minor(a) != minor(b):
+                out.append(f"{key} {a} -> {b}")
+        elif a != b:
+            out.append(f"{key} {a} -> {b}")
+    return out

@@ -1,0 +1,24 @@
+"""Run loops: a task variant against a loaded backend, producing a :class:`~kensa.run.records.TaskRun`.
+
+The loops know the backend only through :mod:`kensa.backends.contract`; the response cache
+(:mod:`kensa.run.cache`) wraps a backend with the same contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kensa.backends.contract import Progress
+from kensa.data import Split
+from kensa.run.generation import evaluate_generation
+from kensa.run.multiple_choice import evaluate_multiple_choice
+from kensa.run.records import TaskRun
+from kensa.tasks.base import TaskVariant
+
+
+def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Split | None, k: int,
+                     limit: float | None = None, progress: Progress | None = None) -> TaskRun:
+    """Score one task variant, whatever its kind."""
+    if variant.task.kind == "generation":
+        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress)
+    return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)

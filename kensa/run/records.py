@@ -1,0 +1,88 @@
+"""What one test produced (:class:`TaskRun`) and the checks on its numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kensa.metrics.core import METRICS
+
+
+@dataclass
+class TaskRun:
+    """What one test produced: metrics, per-sample records and provenance."""
+
+    task_id: str
+    task: str
+    version: str
+    prompt_version: str
+    num_fewshot: int
+    n: int
+    metrics: dict[str, float]
+    samples: list[dict[str, Any]] = field(repr=False)
+    data: dict[str, Any]
+    seconds: float
+    requests: int
+    kind: str = "multiple_choice"
+    limit: float | None = None
+    item_keys: list[Any] = field(default_factory=list, repr=False)
+    """Each doc's own id (``q_id``), or its position when the dataset has none: pairs items with a baseline's."""
+    per_doc: list[dict[str, Any]] | None = field(default=None, repr=False)
+    """What each doc contributed to the metrics (values, and ``gold``/``pred`` for corpus metrics);
+    None: read them from the samples (multiple choice keeps them there)."""
+    clusters: list[Any] | None = field(default=None, repr=False)
+    """Each doc's cluster for the paired test (JSQuAD: questions on one paragraph), or None."""
+
+    def items(self, metrics: Sequence[str]) -> dict[str, Any]:
+        """Per-doc values of ``metrics`` in doc order, for the paired gate. A corpus metric (MCC, F1
+        over classes, a correlation) has no per-doc value: its items are each doc's ``[gold, pred]``."""
+        rows = self.per_doc if self.per_doc is not None else self.samples
+
+        def values(m: str) -> list[Any]:
+            if all(m in r for r in rows):
+                return [float(r[m]) for r in rows]
+            return [[r["gold"], r["pred"]] for r in rows]
+        out: dict[str, Any] = {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
+        if self.clusters is not None:
+            out["clusters"] = list(self.clusters)
+        return out
+
+    def summary(self, gated: Sequence[str] = ()) -> dict[str, Any]:
+        """Everything but the samples (and the per-doc values of the gated metrics): small enough to
+        travel from an xdist worker."""
+        return {
+            "task_id": self.task_id, "task": self.task, "version": self.version, "kind": self.kind,
+            "prompt_version": self.prompt_version, "num_fewshot": self.num_fewshot, "n": self.n,
+            "limit": self.limit, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
+            "requests": self.requests, "gated": list(gated), "items": self.items(gated),
+        }
+
+
+def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
+    """What is wrong with a run's numbers, if anything: a lost doc, a non-finite or positive
+    log-likelihood, a prediction that is not a choice, a metric outside [0, 1]."""
+    import math
+
+    problems = []
+    if run.n != expected_docs or len(run.samples) != expected_docs:
+        problems.append(f"{run.task_id}: scored {run.n} docs ({len(run.samples)} samples), expected {expected_docs}")
+    for s in run.samples:
+        if run.kind == "generation":
+            if not isinstance(s.get("generation"), str):
+                problems.append(f"{run.task_id} doc {s['doc_id']}: no generated text")
+            continue
+        bad = [ll for ll in s["loglikelihoods"] if not math.isfinite(ll) or ll > 1e-4]
+        if bad:
+            problems.append(f"{run.task_id} doc {s['doc_id']}: log-likelihoods {bad} are not finite and <= 0")
+        if not 0 <= s["pred"] < len(s["continuations"]):
+            problems.append(f"{run.task_id} doc {s['doc_id']}: prediction {s['pred']} is not a choice")
+    for name in run.metrics:
+        value = run.metrics[name]
+        if name.endswith("_stderr"):
+            continue
+        spec = METRICS.get(name)
+        low, high = (spec.minimum, spec.upper) if spec is not None else (0.0, 1.0)
+        if not low <= value <= high:
+            problems.append(f"{run.task_id}: {name}={value} is outside [{low:g}, {high:g}]")
+    return problems

@@ -1,0 +1,68 @@
+"""The architecture as a test: the import contracts in pyproject.toml (import-linter), and module sizes.
+
+The layers, top to bottom: ``plugins`` (the pytest layer), ``kensa.cli``, ``kensa.report``,
+``kensa.gate``, ``kensa.run``, ``kensa.models``, ``kensa.tasks``, ``kensa.metrics`` beside
+``kensa.backends``, ``kensa.data``, then ``kensa.errors`` and ``kensa.paths``. A module may import
+only from layers below its own; the backend contract imports nothing else of kensa; the engine
+never imports pytest; the plugin imports no metrics, statistics, backends or file formats.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+LINT = Path(sys.executable).with_name("lint-imports")
+pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed (pip install -e '.[dev]')")
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def copy_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for name in ("kensa", "plugins"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def test_the_import_contracts_hold():
+    result = lint(REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "broken"), [
+    ("kensa/backends/hf_causal.py", "from kensa.run import evaluate_variant", "Layers"),   # a backend imports a loop
+    ("kensa/tasks/base.py", "import kensa.models.tiny", "Layers"),                       # tasks import models: a cycle
+    ("kensa/backends/contract.py", "from kensa.errors import KensaError", "backend contract"),
+    ("kensa/metrics/core.py", "import pytest", "never imports pytest"),
+    ("plugins/gate.py", "from kensa.gate.stats import holm", "plugin holds no scoring"),
+    ("plugins/kensa_plugin.py", "import json", "plugin holds no scoring"),
+])
+def test_an_import_against_the_layers_is_caught(tmp_path, module, line, broken):
+    root = copy_tree(tmp_path)
+    path = root / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # added by the test\n", encoding="utf-8")
+    result = lint(root)
+    assert result.returncode != 0
+    assert broken in result.stdout.split("Broken contracts")[-1], result.stdout
+
+
+def test_modules_stay_small():
+    """Modules of at most about 500 lines; the plugin's modules under 400."""
+    sizes = {p.relative_to(REPO).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+             for p in [*REPO.glob("kensa/**/*.py"), *REPO.glob("plugins/*.py")]}
+    too_big = {p: n for p, n in sizes.items() if n > (400 if p.startswith("plugins/") else 520)}
+    assert not too_big
