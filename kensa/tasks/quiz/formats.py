@@ -39,9 +39,9 @@ JAQKET_CANDIDATES = 20
 
 _HEAD = re.compile(r"(?P<labels>\d+(?:\s*[,、]\s*\d+)+)(?P<train>の選択肢)?から選んで答えてください。")
 _CHOICE_LINE = re.compile(r"^(\d+)\s*[:：]\s?(.*)$")
-_OUTPUT = re.compile(r"^\s*(\d+)\s*[:：]\s*(.*?)\s*$", re.S)
-_TRAIN_BODY = re.compile(r"\n問題[:：] ?(?P<question>.*?)\n選択肢\n(?P<choices>.*?)\n*### 回答[:：]\n?$", re.S)
-_EVAL_BODY = re.compile(r"\n問題[:：] ?(?P<question>.*?)\n*$", re.S)
+_OUTPUT = re.compile(r"^\s*(\d+)\s*[:：]\s*(.*?)\s*$", re.DOTALL)
+_TRAIN_BODY = re.compile(r"\n問題[:：] ?(?P<question>.*?)\n選択肢\n(?P<choices>.*?)\n*### 回答[:：]\n?$", re.DOTALL)
+_EVAL_BODY = re.compile(r"\n問題[:：] ?(?P<question>.*?)\n*$", re.DOTALL)
 
 
 def same_text(text: str) -> str:
@@ -150,7 +150,7 @@ def seed_record(record: Any, path: Path, index: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise DataError(source, index, f"expected a JSON object, got {type(record).__name__}")
     instruction = _text_field(record, "instruction", source, index)
-    labels, train_wording = declared_labels(instruction, source, index)
+    labels, _ = declared_labels(instruction, source, index)
     if "input" in record:
         text = _text_field(record, "input", source, index)
         body = _EVAL_BODY.search(instruction[_HEAD.search(instruction).end():])  # type: ignore[union-attr]
@@ -324,7 +324,7 @@ def detect_format(path: Path) -> str:
     if text.startswith("qid\tcompetition"):
         return "aio_tsv"
     first = text.lstrip()
-    if first.startswith("{") or first.startswith("["):
+    if first.startswith(("{", "[")):
         if '"answer_candidates"' in text:
             return "jaqket_v1"
         if '"instruction"' in text:
