@@ -22,8 +22,9 @@ def render(task_variant) -> str:
     task = task_variant.task
     eval_split, pool = task.load(DataSource.fixtures())
     kind = "generation" if task.kind == "generation" else "multiple choice"
-    lines = [f"# kensa prompt snapshot: {task_variant.task_id} ({kind}); the first {DOCS} fixture questions in the "
-             "harness's order, 0-shot", HEADER_NOTE]
+    title = (f"# kensa prompt snapshot: {task_variant.task_id} ({kind}); the first {DOCS} fixture questions in the "
+             "harness's order, 0-shot")
+    lines = [title, HEADER_NOTE]
     if task.kind == "generation":
         docs = prepare_generation(task_variant, eval_split, pool, 0, DOCS, NoModel())
     else:
