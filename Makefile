@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (each installs what it needs into .venv):
 #   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
 #   make test    # kensa's own tests
+#   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
 
 PYTHON ?= python3
@@ -10,10 +11,13 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue test install clean
+.PHONY: jglue quiz test install clean
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
+
+quiz: $(VENV)/.installed
+	$(PY) -m pytest suites/quiz --model tiny $(ARGS)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml

@@ -36,10 +36,16 @@ SESSION_KEY = pytest.StashKey["GateSession"]()
 def _store(config: pytest.Config) -> BaselineStore:
     if STORE_KEY not in config.stash:
         from kensa.tasks import all_tasks
+        from kensa.tasks.quiz.tasks import KnownTaskIds
 
-        known = {v.task_id: t.metrics for t in all_tasks() for v in t.variants()}
+        # Quiz ids depend on the data: a baseline may hold entries for sets this session does not read.
+        known = KnownTaskIds({v.task_id: t.metrics for t in all_tasks() for v in t.variants()})
         config.stash[STORE_KEY] = BaselineStore(config.stash[CONFIG_KEY].gate.directory, known)
     return config.stash[STORE_KEY]
+
+
+baseline_store = _store
+"""The session's threshold files (read once); the quiz's latency gate reads its per-question times there."""
 
 
 def update_command(config: pytest.Config) -> str:

@@ -19,7 +19,7 @@ from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
 
-pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots")
+pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()
@@ -147,7 +147,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         suite = getattr(metafunc.module, "KENSA_SUITE", None)
         if suite is None:
             raise pytest.UsageError(f"{metafunc.module.__name__}: set KENSA_SUITE to use task_variant")
-        variants = [v for t in tasks_in_suite(suite) for v in t.variants()
+        provide = getattr(metafunc.module, "kensa_tasks", None)  # a suite whose tasks come from the data (quiz)
+        tasks = provide(metafunc.config) if provide is not None else tasks_in_suite(suite)
+        variants = [v for t in tasks for v in t.variants()
                     if rc.prompt_versions is None or v.template.version in rc.prompt_versions]
         metafunc.parametrize("task_variant", variants, ids=[v.task_id for v in variants])
     if "kensa_model" in metafunc.fixturenames and len(rc.models) > 1:
@@ -161,9 +163,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     # m, the number of metrics this session gates: Holm's first step and the MDE need it at test time.
     # Every xdist worker collects the same items, so every worker knows the same m.
+    # (hasattr: a suite with no data for this session has one skipped item with no variant)
     config.stash[FAMILY_KEY] = sum(len(item.callspec.params["task_variant"].task.metrics) for item in items
                                    if "kensa_model" in getattr(item, "fixturenames", ())
-                                   and "task_variant" in getattr(getattr(item, "callspec", None), "params", {}))
+                                   and hasattr(getattr(item, "callspec", None) and
+                                               item.callspec.params.get("task_variant"), "task"))
     if config.option.collectonly or config.stash[CONFIG_KEY].models:
         return
     if any("kensa_model" in getattr(item, "fixturenames", ()) for item in items):
@@ -232,7 +236,7 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
         from kensa.gate.fingerprint import environment
 
-        summary = result.summary(gated=variant.task.metrics)
+        summary = result.summary(gated=variant.task.metrics, seconds=getattr(variant.task, "timed", False))
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
                        model_args=lm.spec.args.as_harness_string(lm.spec.source),
                        baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),

@@ -32,3 +32,12 @@ GATE_SHA = "a" * 64
 GATE_FEW = "b" * 64
 GATE_ENV = {"backend": "hf", "device": "cpu", "dtype": "float32", "quantization": "none", "torch": "2.13.0+cpu",
             "transformers": "5.23.0", "batch_size": "4"}
+
+
+def crosscheck_tasks():
+    """Every registered task for the peer cross-checks and the packed-scoring equivalence, with one quiz category
+    (アニメ) standing for the five: the quiz categories share their prompts and code and differ only in their
+    questions, and all five would add minutes of generation to these checks."""
+    from kensa.tasks import all_tasks
+
+    return [t for t in all_tasks() if t.suite != "quiz" or "_anime_" in t.name]

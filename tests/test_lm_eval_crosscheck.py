@@ -14,14 +14,14 @@ import pytest
 
 from kensa.data import DataSource
 from kensa.run.multiple_choice import evaluate_multiple_choice
-from kensa.tasks import all_tasks
 from kensa.tasks.render import prepare
+from tests.helpers import crosscheck_tasks
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
 pytestmark = pytest.mark.slow
 
 # Every multiple-choice variant is checked; a new task is covered without a new test.
-VARIANTS = [v for t in all_tasks() if t.kind == "multiple_choice" for v in t.variants()]
+VARIANTS = [v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()]
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,13 @@ import pytest
 from kensa.data import DataSource
 from kensa.metrics.core import aggregate
 from kensa.run.generation import evaluate_generation
-from kensa.tasks import all_tasks
-from tests.helpers import load_tiny
+from tests.helpers import crosscheck_tasks, load_tiny
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
 pytestmark = pytest.mark.slow
 
 # Every generation variant is checked; a new task is covered without a new test.
-VARIANTS = [v for t in all_tasks() if t.kind == "generation" for v in t.variants()]
+VARIANTS = [v for t in crosscheck_tasks() if t.kind == "generation" for v in t.variants()]
 LIMIT = 8
 SHORT_CONTEXT = 300
 """A context length that forces left truncation (the prompts are 300-900 tokens) and still exceeds
@@ -187,7 +186,7 @@ def test_lm_eval_generates_what_kensa_generates(variant, batch_size, model, peer
 
 
 # One variant per task is enough to exercise the truncation; the random model keeps it fast.
-FIRST_VARIANTS = [t.variants()[0] for t in all_tasks() if t.kind == "generation"]
+FIRST_VARIANTS = [t.variants()[0] for t in crosscheck_tasks() if t.kind == "generation"]
 
 
 @pytest.mark.parametrize("variant", FIRST_VARIANTS, ids=[v.task_id for v in FIRST_VARIANTS])

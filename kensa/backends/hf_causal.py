@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kensa.backends.args import ModelSpec
-from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
+from kensa.backends.contract import (
+    GenerationRequest,
+    GenerationResult,
+    LoglikelihoodResult,
+    Progress,
+    share_seconds,
+)
 from kensa.backends.decoding import DecodeStats, RowOutcome, greedy_decode
 from kensa.backends.identity import BACKEND, describe_environment, model_identity
 from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
@@ -160,7 +166,7 @@ class HFCausalLM:
             "tokenizer_class": type(tokenizer).__name__, "tokenizer_is_fast": bool(tokenizer.is_fast),
             "vocab_size": len(tokenizer), "max_length": max_length, "batch_size": args.batch_size,
             "eos_token_id": tokenizer.eos_token_id, "libraries": describe_environment(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "hardware": hardware_name(device),
         }
         return cls(model, tokenizer, spec=spec, max_length=max_length, batch_size=args.batch_size, info=info)
 
@@ -266,6 +272,7 @@ class HFCausalLM:
 
         def run(batch):
             nonlocal done
+            start = self._clock()
             width = max(len(x) for x in batch)
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             for row, x in enumerate(batch):
@@ -273,6 +280,7 @@ class HFCausalLM:
             # Right padding and no mask, as lm-eval: under causal attention a pad after a token
             # never reaches it.
             logits = self.model(input_ids=ids.to(self.input_device)).logits
+            scored = {}
             for row, inputs in enumerate(batch):
                 length = len(inputs)
                 for i, n, last in rows[inputs]:
@@ -280,11 +288,9 @@ class HFCausalLM:
                     logprobs = torch.log_softmax(logits[row, length - n: length].float(), dim=-1)
                     targets = torch.tensor([*inputs[length - n + 1:], last], device=logprobs.device)
                     picked = logprobs.gather(1, targets[:, None]).squeeze(1)
-                    results[i] = LoglikelihoodResult(
-                        logprob=float(picked.sum()), is_greedy=bool((logprobs.argmax(-1) == targets).all()),
-                        num_tokens=n,
-                    )
+                    scored[i] = (float(picked.sum()), bool((logprobs.argmax(-1) == targets).all()), n)
                 done += len(rows[inputs])
+            self._timed(scored, results, encoded, self._clock() - start)
             if progress:
                 progress(done, len(encoded))
 
@@ -306,6 +312,7 @@ class HFCausalLM:
 
         def run(batch):
             nonlocal done
+            start = self._clock()
             packed = collate(batch, pad_id, self.input_device)
             mask = packed.attention_mask
             if additive:  # eager attention adds the mask to the scores
@@ -320,18 +327,39 @@ class HFCausalLM:
             logprobs = torch.log_softmax(logits[packed.rows, packed.columns].float(), dim=-1)
             picked = logprobs.gather(1, packed.targets[:, None]).squeeze(1).tolist()
             greedy = (logprobs.argmax(-1) == packed.targets).tolist()
+            scored = {}
             for first, n, owners in packed.spans:
-                result = LoglikelihoodResult(logprob=float(sum(picked[first: first + n])),
-                                             is_greedy=all(greedy[first: first + n]), num_tokens=n)
                 for i in owners:
-                    results[i] = result
+                    scored[i] = (float(sum(picked[first: first + n])), all(greedy[first: first + n]), n)
                 done += len(owners)
+            self._timed(scored, results, encoded, self._clock() - start)
             if progress:
                 progress(done, len(encoded))
 
         with torch.inference_mode():
             self._batches(packs, run)
         return results  # type: ignore[return-value]
+
+    def _clock(self) -> float:
+        """Wall time, after the device has finished what it was given (CUDA runs asynchronously)."""
+        import time
+
+        import torch
+
+        if str(self.input_device).startswith("cuda"):
+            torch.cuda.synchronize(self.input_device)
+        return time.perf_counter()
+
+    @staticmethod
+    def _timed(scored: dict[int, tuple[float, bool, int]], results: list, encoded: Sequence[tuple[list[int], int]],
+               seconds: float) -> None:
+        """Results of one batch, its time shared among its requests by their input lengths (what each would
+        cost in a row of its own)."""
+        order = list(scored)
+        shares = share_seconds(seconds, [len(encoded[i][0]) for i in order])
+        for i, share in zip(order, shares):
+            logprob, greedy, n = scored[i]
+            results[i] = LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=n, seconds=share)
 
     # -- generation ------------------------------------------------------------------------
     def generation_ids(self, request: GenerationRequest) -> list[int]:
@@ -448,6 +476,25 @@ class HFCausalLM:
                 reason = "eos" if eos else "length"
             outcomes.append(RowOutcome(new, reason, seconds, float("nan")))
         return outcomes
+
+
+def hardware_name(device: str) -> str:
+    """What the model runs on, for latency's Environment column: the GPU's name, else the CPU's model name
+    (``/proc/cpuinfo``, else ``platform``)."""
+    import platform
+
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -29,6 +29,9 @@ def environment(info: Mapping[str, Any]) -> dict[str, str]:
         "torch": str(libs.get("torch", "unknown")),
         "transformers": str(libs.get("transformers", "unknown")),
         "batch_size": str(info.get("batch_size", "")),
+        # Where the model ran: latency is only compared on the same hardware and thread count (scores are not).
+        "hardware": str(info.get("hardware") or "unknown"),
+        "threads": str(info.get("torch_threads", "")),
     }
 
 

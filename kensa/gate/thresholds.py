@@ -200,6 +200,9 @@ class Items:
     keys: list[Any]
     values: dict[str, list[Any]]
     """Per metric, one number per doc, or ``[gold, pred]`` per doc for a corpus metric."""
+    seconds: list[float | None] | None = None
+    """Each doc's model seconds, for a timed task (the quiz's latency gate); None per doc that the response
+    cache served, None altogether for a task that keeps no times."""
 
 
 def load_items(directory: Path, entry: Entry, source: Path) -> Items:
@@ -222,6 +225,7 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
         raise ThresholdsError(path, "line 1: task_id", f"{header.get('task_id')!r}, expected {entry.task_id!r}")
     keys: list[Any] = []
     values: dict[str, list[Any]] = {m: [] for m in entry.metrics}
+    seconds: list[float | None] = []
     for lineno, line in enumerate(lines[1:], start=2):
         try:
             row = json.loads(line)
@@ -237,9 +241,13 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
                                       f"expected a finite number (or [gold, pred] for a corpus metric, pred null when "
                                       f"the output was unparseable), got {v!r}")
             values[m].append([None if x is None else float(x) for x in v] if isinstance(v, list) else float(v))
+        t = row.get("seconds")
+        if t is not None and not (_number(t) and t >= 0):
+            raise ThresholdsError(path, f"line {lineno}, field 'seconds'", f"expected seconds >= 0 or null, got {t!r}")
+        seconds.append(None if t is None else float(t))
     if len(keys) != entry.n:
         raise ThresholdsError(path, None, f"holds {len(keys)} items, the entry in {source} says n = {entry.n}")
-    return Items(keys, values)
+    return Items(keys, values, seconds if any(t is not None for t in seconds) else None)
 
 
 def _number(v: Any) -> bool:
@@ -296,6 +304,8 @@ def write_items(directory: Path, relpath: str, entry: Entry, items: Items) -> Pa
     lines = [json.dumps(header, ensure_ascii=False)]
     for i, key in enumerate(items.keys):
         row = {"doc_id": i, "key": key, **{m: items.values[m][i] for m in entry.metrics}}
+        if items.seconds is not None:  # a timed task: the baseline of the latency gate
+            row["seconds"] = None if items.seconds[i] is None else round(items.seconds[i], 6)
         lines.append(json.dumps(row, ensure_ascii=False))
     _atomic_write(path, "\n".join(lines) + "\n")
     return path

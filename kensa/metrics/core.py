@@ -257,6 +257,8 @@ METRICS = {spec.name: spec for spec in (
     MetricSpec("pearson", items="corpus", compute=pearson, minimum=-1.0),
     MetricSpec("spearman", items="corpus", compute=spearman, minimum=-1.0),
     MetricSpec("unparseable", direction="lower", items="corpus", compute=count_unparseable, maximum=math.inf),
+    # The quiz's format-failure rate: the share of answers that named no choice or several (reported, not gated).
+    MetricSpec("unparseable_rate", direction="lower"),
 )}
 
 

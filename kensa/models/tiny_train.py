@@ -26,7 +26,7 @@ from kensa.tasks.training_text import TrainingExample
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    steps: int = 1600
+    steps: int = 2400
     batch_size: int = 10
     lr: float = 5e-3
     warmup_steps: int = 5

@@ -38,6 +38,9 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
         }
         sample.update(scores)
         sample.update(fewshot_ids=d.shot_ids, shots=d.shots)
+        # What the answer cost (None when the response cache served it) and how it ended.
+        sample.update(seconds=generated.seconds, first_token_seconds=generated.first_token_seconds,
+                      generated_tokens=generated.generated_tokens, stop_reason=generated.stop_reason)
         samples.append(sample)
     id_field = task.dataset.id_field
     return TaskRun(

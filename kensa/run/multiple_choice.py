@@ -35,6 +35,8 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LoglikelihoodModel, eval_
             "is_greedy": [r.is_greedy for r in chunk], "num_tokens": [r.num_tokens for r in chunk],
             "pred": scores["pred"], "pred_norm": scores["pred_norm"], "gold": d.gold,
             "acc": scores["acc"], "acc_norm": scores["acc_norm"], "fewshot_ids": d.shot_ids,
+            # The doc's model time (its choices' shares); None when the response cache served any of them.
+            "seconds": _total_seconds(chunk),
         })
     task = variant.task
     return TaskRun(
@@ -45,3 +47,8 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LoglikelihoodModel, eval_
         seconds=time.perf_counter() - start, requests=len(requests), kind=task.kind, limit=limit,
         item_keys=[d.row.get(task.dataset.id_field, d.doc_id) if task.dataset.id_field else d.doc_id for d in docs],
     )
+
+
+def _total_seconds(results) -> float | None:
+    times = [r.seconds for r in results]
+    return None if any(t is None for t in times) else float(sum(times))

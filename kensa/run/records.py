@@ -34,9 +34,10 @@ class TaskRun:
     clusters: list[Any] | None = field(default=None, repr=False)
     """Each doc's cluster for the paired test (JSQuAD: questions on one paragraph), or None."""
 
-    def items(self, metrics: Sequence[str]) -> dict[str, Any]:
+    def items(self, metrics: Sequence[str], seconds: bool = False) -> dict[str, Any]:
         """Per-doc values of ``metrics`` in doc order, for the paired gate. A corpus metric (MCC, F1
-        over classes, a correlation) has no per-doc value: its items are each doc's ``[gold, pred]``."""
+        over classes, a correlation) has no per-doc value: its items are each doc's ``[gold, pred]``.
+        ``seconds``: also each doc's model seconds (None where the response cache served it)."""
         rows = self.per_doc if self.per_doc is not None else self.samples
 
         def values(m: str) -> list[Any]:
@@ -46,16 +47,18 @@ class TaskRun:
         out: dict[str, Any] = {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
         if self.clusters is not None:
             out["clusters"] = list(self.clusters)
+        if seconds:
+            out["seconds"] = [s.get("seconds") for s in self.samples]
         return out
 
-    def summary(self, gated: Sequence[str] = ()) -> dict[str, Any]:
+    def summary(self, gated: Sequence[str] = (), seconds: bool = False) -> dict[str, Any]:
         """Everything but the samples (and the per-doc values of the gated metrics): small enough to
-        travel from an xdist worker."""
+        travel from an xdist worker. ``seconds``: the items carry each doc's model seconds (a timed task)."""
         return {
             "task_id": self.task_id, "task": self.task, "version": self.version, "kind": self.kind,
             "prompt_version": self.prompt_version, "num_fewshot": self.num_fewshot, "n": self.n,
             "limit": self.limit, "metrics": self.metrics, "data": self.data, "seconds": self.seconds,
-            "requests": self.requests, "gated": list(gated), "items": self.items(gated),
+            "requests": self.requests, "gated": list(gated), "items": self.items(gated, seconds),
         }
 
 

@@ -19,6 +19,7 @@ TASK_MODULES = (
     "kensa.tasks.xlsum_ja",
     "kensa.tasks.mgsm",
     "kensa.tasks.jsts",
+    "kensa.tasks.quiz.registered",
 )
 
 # The harness's plain names: each module's first class (spec 1.3). ``xlsum_ja`` in a published command is

@@ -1,0 +1,161 @@
+"""Latency accounting (a fake backend with known times), the warm-up, and the latency gate: a backend slowed
+on purpose fails it, the same backend passes. No real timing is asserted anywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from kensa.backends.contract import GenerationResult, LoglikelihoodResult
+from kensa.data import DataSource
+from kensa.gate.latency import compare_latency, latency_incomparable
+from kensa.gate.thresholds import Entry, Items, MetricBaseline, load_items, write_items
+from kensa.run import evaluate_variant
+from kensa.run.cache import CachedLM, ResponseCache
+from kensa.run.latency import latency_of, percentile, warm_up
+from kensa.tasks import all_tasks
+
+TASKS = {t.name: t for t in all_tasks()}
+ENV = {"hardware": "Test CPU", "device": "cpu", "dtype": "float32", "quantization": "none", "backend": "hf",
+       "batch_size": "4", "threads": "1"}
+
+
+class FakeLM:
+    """Answers every choice with its index as log-likelihood and every generation with choice 2; the model
+    time of request k (in arrival order) is ``factor * (k % 5 + 1) / 100`` seconds."""
+
+    name = "fake"
+    max_length = 4096
+    max_gen_toks = 32
+    batch_size = 4
+
+    def __init__(self, factor: float = 1.0):
+        self.factor = factor
+        self.calls = 0
+        self.info = {"batch_size": 4, "backend": "fake"}
+
+    def _t(self, k: int) -> float:
+        return self.factor * (k % 5 + 1) / 100
+
+    def tok_encode(self, text):
+        return list(text.encode())
+
+    def tokenize(self, text):
+        return list(text)
+
+    def encode_pair(self, context, continuation):
+        return self.tok_encode(context + continuation), len(self.tok_encode(continuation))
+
+    def generation_ids(self, request):
+        return self.tok_encode(request.context)
+
+    def loglikelihood(self, requests, progress=None):
+        self.calls += 1
+        return [LoglikelihoodResult(-float(len(c)), False, 1, seconds=self._t(k)) for k, (_, c) in enumerate(requests)]
+
+    def generate_until(self, requests, progress=None):
+        self.calls += 1
+        return [GenerationResult(text="2: 答え", stop_reason="stop", prompt_tokens=len(self.tok_encode(r.context)),
+                                 generated_tokens=4, seconds=self._t(k), first_token_seconds=self._t(k) / 2)
+                for k, r in enumerate(requests)]
+
+
+def run(name: str, lm, version: str = "0.2"):
+    task = TASKS[name]
+    variant = next(v for v in task.variants() if v.template.version == version)
+    eval_split, pool = task.load(DataSource.fixtures())
+    return evaluate_variant(variant, lm, eval_split, pool, 0)
+
+
+def test_percentiles_match_the_linear_rule():
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([5.0], 95) == 5.0
+    assert percentile([0, 10], 95) == pytest.approx(9.5)
+
+
+def test_multiple_choice_latency_is_the_sum_over_a_questions_choices():
+    result = run("quiz_fixtures_anime_loglik", FakeLM())
+    lat = latency_of(result.samples, "multiple_choice")
+    # five choices per question, times 0.01 .. 0.05 in order: 0.15 s per question
+    assert (lat.n, lat.timed, lat.cached) == (16, 16, 0)
+    assert lat.mean_seconds == pytest.approx(0.15) and lat.p50_seconds == pytest.approx(0.15)
+    assert lat.total_seconds == pytest.approx(16 * 0.15) and lat.tokens_per_second is None
+
+
+def test_generation_latency_reports_tokens_chars_and_first_token():
+    result = run("quiz_fixtures_anime_gen", FakeLM())
+    lat = latency_of(result.samples, "generation")
+    times = [(k % 5 + 1) / 100 for k in range(16)]
+    assert lat.mean_seconds == pytest.approx(sum(times) / 16)
+    assert lat.p95_seconds == pytest.approx(percentile(times, 95))
+    assert lat.generated_tokens == 64 and lat.generated_chars == 16 * len("2: 答え")
+    assert lat.tokens_per_second == pytest.approx(64 / sum(times))
+    assert lat.chars_per_second == pytest.approx(16 * 5 / sum(times))
+    assert lat.first_token_seconds == pytest.approx(sum(times) / 32)
+
+
+def test_cached_answers_have_no_latency(tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    fake = FakeLM()
+    fake.info = {**fake.info, "identity": {"weights_sha256": "f" * 64}}
+    first = latency_of(run("quiz_fixtures_anime_gen", CachedLM(fake, cache)).samples, "generation")
+    again = latency_of(run("quiz_fixtures_anime_gen", CachedLM(fake, cache)).samples, "generation")
+    assert first.timed == 16 and (again.timed, again.cached, again.mean_seconds) == (0, 16, None)
+    cache.close()
+
+
+def test_warm_up_runs_one_batch_on_the_backend_not_the_cache(tmp_path):
+    fake = FakeLM()
+    fake.info = {**fake.info, "identity": {"weights_sha256": "f" * 64}}
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    wrapped = CachedLM(fake, cache)
+    task = TASKS["quiz_fixtures_anime_gen"]
+    warm_up(wrapped, task.variants()[1], task.load(DataSource.fixtures())[0])
+    assert fake.calls == 1 and wrapped.computed == 0 and cache.count() == 0
+    cache.close()
+
+
+def _seconds(lm, name="quiz_fixtures_anime_loglik"):
+    return [s["seconds"] for s in run(name, lm).samples]
+
+
+def gate(base, cand, pct=50.0, base_env=ENV, run_env=ENV, family=1):
+    return compare_latency(model="fake", task_id="t", base_seconds=base, run_seconds=cand, base_env=base_env,
+                           run_env=run_env, tolerance_pct=pct, alpha=0.05, family_size=family, fix="pytest ...")
+
+
+@pytest.mark.parametrize("name", ["quiz_fixtures_anime_loglik", "quiz_fixtures_anime_gen"])
+def test_a_backend_slowed_on_purpose_fails_the_latency_gate_and_the_same_backend_passes(name):
+    base = _seconds(FakeLM(), name)
+    same = gate(base, _seconds(FakeLM(), name))
+    assert same.status == "pass" and same.ratio == pytest.approx(1.0) and same.p > 0.5
+    slow = gate(base, _seconds(FakeLM(factor=3.0), name))
+    assert slow.status == "fail" and slow.ratio == pytest.approx(3.0) and slow.p < 0.001
+    assert slow.ci_low - 1e-9 <= 3.0 <= slow.ci_high + 1e-9
+    # within the tolerance: 30 % slower with 50 % allowed passes
+    assert gate(base, _seconds(FakeLM(factor=1.3), name)).status == "pass"
+    # the same slowdown over 60 gated tests still fails (16 paired questions, exact p = 2**-16)
+    assert gate(base, _seconds(FakeLM(factor=3.0), name), family=60).status == "fail"
+
+
+def test_the_latency_gate_refuses_what_it_cannot_compare():
+    base = [0.1] * 5
+    other = gate(base, base, run_env={**ENV, "hardware": "Other GPU", "batch_size": "8"})
+    assert other.status == "incomparable" and "hardware Test CPU -> Other GPU" in other.message and other.failed
+    assert latency_incomparable(ENV, {**ENV, "threads": "2"}) == ["threads 1 -> 2"]
+    cached = gate(base, [0.1, None, 0.1, 0.1, 0.1])
+    assert cached.status == "untimed" and "--response-cache off" in cached.message and cached.failed
+    assert gate(None, base).status == "missing" and gate([0.1, None, 0.1, 0.1, 0.1], base).status == "missing"
+
+
+def test_per_question_seconds_are_stored_with_the_items(tmp_path):
+    entry = Entry(task_id="quiz_fixtures_anime_loglik-1.0-0.2", task="t", task_version="1.0", prompt_version="0.2",
+                  num_fewshot=0, n=3, data_sha256="a" * 64, kind="multiple_choice", updated="now",
+                  metrics={"acc": MetricBaseline(1.0, 3)}, items="b/x.jsonl")
+    items = Items(["q1", "q2", "q3"], {"acc": [1.0, 0.0, 1.0]}, [0.25, None, 1.5])
+    write_items(tmp_path, "b/x.jsonl", entry, items)
+    back = load_items(tmp_path, entry, tmp_path / "b.toml")
+    assert back.seconds == [0.25, None, 1.5] and back.values == items.values
+    untimed = Items(["q1", "q2", "q3"], {"acc": [1.0, 0.0, 1.0]})
+    write_items(tmp_path, "b/x.jsonl", entry, untimed)
+    assert load_items(tmp_path, entry, tmp_path / "b.toml").seconds is None
+    assert "seconds" not in (tmp_path / "b/x.jsonl").read_text()
