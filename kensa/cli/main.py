@@ -5,6 +5,8 @@
 ``python -m kensa damage SRC OUT [--scale S] [--seed N]`` writes a copy of a model directory
 with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
+``python -m kensa generate --model M --answer A --context C [--bad-words W,W]`` writes one question for
+an answer in its context (see :mod:`kensa.cli.generate`).
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
 runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
 """
@@ -75,5 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "--tasks, --num_fewshot, --output_path, ...); see `harness --help`")
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
+    from kensa.cli.generate import add_parser
+
+    add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -19,6 +19,8 @@ TASK_MODULES = (
     "kensa.tasks.xlsum_ja",
     "kensa.tasks.mgsm",
     "kensa.tasks.jsts",
+    "kensa.tasks.qa.jsquad_qa",
+    "kensa.tasks.qa.tsv",
 )
 
 # The harness's plain names: each module's first class (spec 1.3). ``xlsum_ja`` in a published command is
