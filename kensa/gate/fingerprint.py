@@ -8,13 +8,14 @@ a comparison meaningless.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from kensa.backends.identity import BACKEND, minor
 
 # The fields whose difference makes two runs incomparable; versions are compared at minor level.
-COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers")
+COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers", "decoding")
 
 
 def environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -29,6 +30,9 @@ def environment(info: Mapping[str, Any]) -> dict[str, str]:
         "torch": str(libs.get("torch", "unknown")),
         "transformers": str(libs.get("transformers", "unknown")),
         "batch_size": str(info.get("batch_size", "")),
+        # Seq2seq decoding settings (beams, penalties, bad words); absent for causal models, as in older baselines.
+        **({"decoding": json.dumps(info["decoding"], sort_keys=True, ensure_ascii=False)}
+           if info.get("decoding") else {}),
     }
 
 
