@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from kensa.metrics.qa_text import char_f1, ends_as_question, exact_match, normalise_v1
 
-
 # -- BLEU (sacrebleu ja-mecab) ---------------------------------------------------------------------------
 
 def test_bleu_on_two_short_pairs_worked_by_hand():

@@ -56,3 +56,26 @@ def test_a_damaged_tiny_t5_trained_fails_the_gate(tmp_path):
     assert "kensa gate: FAIL" in done.stdout
     failed = {line.split()[2] for line in done.stdout.splitlines() if line.rstrip().endswith(" fail")}
     assert {"exact_match", "char_f1"} <= failed, done.stdout[-4000:]
+
+
+def kensa_generate(*args):
+    return subprocess.run([sys.executable, "-m", "kensa", "generate", *args], cwd=REPO, capture_output=True,
+                          text=True, check=False, timeout=600)
+
+
+def test_generate_writes_a_question_without_the_bad_words():
+    done = kensa_generate("--model", "tiny-t5-trained", "--answer", "甲府市", "--context", "山梨県の県庁所在地は甲府市です。",
+                          "--bad-words", "山梨,山梨県")
+    assert done.returncode == 0, done.stderr[-2000:]
+    question = done.stdout.strip()
+    assert question and "山梨" not in question and "山梨県" not in question
+    assert "prompt 0.1 (t5-aqg)" in done.stderr
+
+
+def test_generate_refuses_bad_options_by_name():
+    done = kensa_generate("--model", "tiny-t5", "--answer", "神社", "--context", "西の神社と東の神社", "--highlight")
+    assert done.returncode == 4 and "--answer-start" in done.stderr and "occurs 2 times" in done.stderr
+    done = kensa_generate("--model", "tiny-t5", "--answer", "x", "--context", "abc")
+    assert done.returncode == 4 and "--answer: 'x' does not occur in the context" in done.stderr
+    done = kensa_generate("--model", "tiny-t5", "--answer", "a", "--context", "abc", "--bad-words", "a,,b")
+    assert done.returncode == 4 and "--bad-words: 'a,,b': entry 2 is empty" in done.stderr

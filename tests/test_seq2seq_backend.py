@@ -85,12 +85,12 @@ def test_a_bad_word_that_tokenizes_to_nothing_is_an_error(t5):
         from kensa.backends import bad_words
 
         original = bad_words.token_bytes
-        bad_words.token_bytes = lambda tok: {1: "山".encode(), 2: " ".encode()}
+        bad_words.token_bytes = lambda tok: {1: "山".encode(), 2: b" "}
         try:
             bad_words_ids(t5.tokenizer, ["山", "梨"])
         finally:
             bad_words.token_bytes = original
-    assert spelling_sequences("山", {1: "山".encode(), 2: "火山".encode(), 3: "x".encode()}) == [[1], [2]]
+    assert spelling_sequences("山", {1: "山".encode(), 2: "火山".encode(), 3: b"x"}) == [[1], [2]]
 
 
 def test_every_spelling_of_a_word_is_listed(t5):

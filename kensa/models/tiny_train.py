@@ -33,7 +33,10 @@ class TrainRecipe:
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    threads: int = 2  # results depend on the thread count, so it is part of the recipe
+    threads: int = 1
+    """Results depend on the thread count, so it is part of the recipe. One: on a busy shared machine two
+    threads waiting for each other at every small op made a build tens of times slower (one thread: the
+    same speed as two on an idle machine within a factor of two)."""
     seed: int = 0
 
 
