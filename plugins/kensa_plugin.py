@@ -279,7 +279,7 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         k = kensa_config.fewshot_for(variant.task)
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
         before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
-        qa_lm = request.getfixturevalue("kensa_qa_model") if variant.task.roundtrip is not None else None
+        qa_lm = request.getfixturevalue("kensa_qa_model") if getattr(variant.task, "roundtrip", None) else None
         result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm)
         progress.finish()
         # Provenance: how many of this task's answers the model computed and how many the cache served.

@@ -140,6 +140,9 @@ def test_question_words_lemmas_and_substrings():
     assert hallucination("湖面はどうなるか", ["湖面が凍る"]).hallucinated == []
     # by lemma: 開かれる (開く) is supported by 開く
     assert hallucination("いつ開かれるか", ["毎年開く祭り"]).hallucinated == []
-    # an unknown word falls back to its surface, supported as a substring
+    # unidic keeps 菜の花 whole: 菜 (lemma 菜) is supported only as a substring of the source
+    assert hallucination("菜が咲く", ["菜の花が咲く"]).hallucinated == []
+    assert hallucination("菜が咲く", ["花が咲く"]).hallucinated == ["菜"]
+    # an unknown word falls back to its surface
     assert hallucination("ｘｙｚｚｙ社", ["xyzzy社の製品"]).hallucinated == []
     assert hallucination("", ["何か"]).rate == 0.0
