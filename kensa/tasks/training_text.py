@@ -34,6 +34,9 @@ def training_examples(source: Any = None, kind: str = "causal") -> list[Training
     source = source or DataSource.fixtures()
     examples = []
     for task in all_tasks():
+        if task.kind not in ("generation", "multiple_choice"):
+            raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
+                             "teach kensa.tasks.training_text.training_examples that kind")
         variants = [v for v in task.variants() if v.trained_for(kind)]
         if not variants:
             continue
@@ -41,9 +44,6 @@ def training_examples(source: Any = None, kind: str = "causal") -> list[Training
         if task.kind == "generation":
             examples += _generation_examples(task, variants, eval_split, pool)
             continue
-        if task.kind != "multiple_choice":
-            raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
-                             "teach kensa.tasks.training_text.training_examples that kind")
         for variant in variants:
             for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
                 examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
