@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (each installs what it needs into .venv):
 #   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
+#   make qa      # the QA suite on the tiny T5 and the tiny causal model
 #   make test    # kensa's own tests
 #   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
@@ -11,13 +12,15 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue quiz test install clean
+.PHONY: jglue quiz qa test install clean
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
 
 quiz: $(VENV)/.installed
 	$(PY) -m pytest suites/quiz --model tiny $(ARGS)
+qa: $(VENV)/.installed
+	$(PY) -m pytest suites/qa --model tiny-t5 --model tiny $(ARGS)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml

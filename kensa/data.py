@@ -41,6 +41,9 @@ class DatasetSpec:
     """Reads one local file into a :class:`Split` (``reader(spec, path, split)``); default JSON Lines."""
     missing_hint: str = ""
     """Added to the error when ``--data-dir`` has no file for a split (e.g. where to get the data)."""
+    fixture_local: Mapping[str, str] = field(default_factory=dict)
+    """split -> glob under ``fixtures/`` where a task's own fixtures differ from the dataset's layout (the QA
+    suite reads JSQuAD's format from ``fixtures/qa/jsquad/``, leaving the JGLUE JSQuAD fixtures alone)."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,9 @@ def load_split(spec: DatasetSpec, split: str, source: DataSource) -> Split:
     assert source.root is not None
     if split not in spec.local:
         raise DataError(spec.name, None, f"no local file pattern for split {split!r}")
+    pattern = spec.fixture_local.get(split, spec.local[split]) if source.kind == "fixtures" else spec.local[split]
     try:
-        path = find_local_file(source.root, spec.local[split])
+        path = find_local_file(source.root, pattern)
     except DataError as exc:
         if not spec.missing_hint:
             raise

@@ -78,6 +78,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
                     help="compare against a baseline measured with another backend, dtype, device or "
                          "torch/transformers minor version instead of failing as incomparable")
+    group.addoption("--qa-model", dest="kensa_qa_model", metavar="NAME",
+                    help="the model that answers generated questions in the answerability round trip (suites/qa); "
+                         "default: the evaluated model itself")
+    group.addoption("--qa-model-args", dest="kensa_qa_model_args", metavar="K=V,...",
+                    help="--model-args for --qa-model")
     group.addoption("--response-cache", dest="kensa_response_cache", metavar="PATH|off",
                     help="the on-disk cache of model responses: a rerun scores only new requests and a killed "
                          "run resumes (default: $KENSA_RESPONSE_CACHE, else <cache dir>/responses.sqlite, the "
@@ -98,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
                       accept_env_change=opt.kensa_accept_env_change),
             response_cache=opt.kensa_response_cache,
+            qa_model=opt.kensa_qa_model, qa_model_args=opt.kensa_qa_model_args,
         )
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
@@ -159,8 +165,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              indirect=True, scope="session")
 
 
+def _deselect_other_kinds(config: pytest.Config, items: list) -> None:
+    """Deselect a (model, prompt) pair whose prompt is written for another kind of model (a T5 prompt and a
+    causal model), before the gate counts its family of metrics."""
+    from kensa.models import model_kind
+
+    rc = config.stash[CONFIG_KEY]
+    kinds: dict[Any, str | None] = {}
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        variant = params.get("task_variant")
+        if variant is None or "kensa_model" not in getattr(item, "fixturenames", ()) or not rc.models:
+            keep.append(item)
+            continue
+        spec = params.get("kensa_model", rc.models[0])
+        if spec not in kinds:
+            kinds[spec] = model_kind(spec)
+        (keep if variant.applies_to(kinds[spec]) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: only the selected tests matter
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    _deselect_other_kinds(config, items)
     # m, the number of metrics this session gates: Holm's first step and the MDE need it at test time.
     # Every xdist worker collects the same items, so every worker knows the same m.
     # (hasattr: a suite with no data for this session has one skipped item with no variant)
@@ -201,6 +231,32 @@ def kensa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
 
 
 @pytest.fixture(scope="session")
+def kensa_qa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
+    """``--qa-model``, loaded on first use by a round-trip task; None: each model answers its own questions."""
+    if kensa_config.qa_model is None:
+        yield None
+        return
+    from kensa.models import load_model
+
+    try:
+        lm = load_model(kensa_config.qa_model, kensa_config.device)
+    except KensaError as exc:
+        code = pytest.ExitCode.INTERRUPTED if isinstance(exc, ModelLoadError) else pytest.ExitCode.USAGE_ERROR
+        pytest.exit(f"kensa: --qa-model: {exc}", returncode=code)
+    yield request.config.stash[RESPONSES_KEY].wrap(lm)
+    lm.close()
+
+
+@pytest.fixture
+def kensa_data_present(task_variant, kensa_config: RunConfig) -> None:
+    """Skips a test whose task reads data only users have (their own QA TSV) when the data directory has none."""
+    task = task_variant.task
+    if task.optional_data and kensa_config.data.kind == "local" and not task.has_local(kensa_config.data,
+                                                                                       task.eval_split):
+        pytest.skip(f"kensa: {task_variant.task_id}: {task.optional_data}")
+
+
+@pytest.fixture(scope="session")
 def kensa_datasets(kensa_config: RunConfig):
     """Task data, loaded once per session and task: ``kensa_datasets(task) -> (eval, pool)``."""
     cache: dict[str, Any] = {}
@@ -227,7 +283,8 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         k = kensa_config.fewshot_for(variant.task)
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
         before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
-        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress)
+        qa_lm = request.getfixturevalue("kensa_qa_model") if getattr(variant.task, "roundtrip", None) else None
+        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm)
         progress.finish()
         # Provenance: how many of this task's answers the model computed and how many the cache served.
         result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],

@@ -25,6 +25,20 @@ def _ungated_rows(summaries: list[dict[str, Any]], status: str) -> list[Any]:
                   stderr=s["metrics"].get(f"{m}_stderr")) for s in summaries for m in s["gated"]]
 
 
+REPORTED = "reported (not gated)"
+
+
+def _reported_rows(summaries: list[dict[str, Any]]) -> list[Any]:
+    """One row per metric a test reports beside its gated ones (termination, copies, ...), so the table
+    shows every metric of every check with its verdict."""
+    from kensa.gate.verdicts import Check
+
+    return [Check(s["model"], s["baseline"], s["task_id"], m, REPORTED, n=s["n"], score=v,
+                  stderr=s["metrics"].get(f"{m}_stderr"))
+            for s in summaries for m, v in s["metrics"].items()
+            if m not in s["gated"] and not m.endswith("_stderr")]
+
+
 def _pairwise(summaries: list[dict[str, Any]], models: list[str]) -> tuple[list[Any], list[str]]:
     """Each later model against the first, task by task, on the same documents."""
     from kensa.gate.verdicts import RunRecord, compare_models
@@ -75,6 +89,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         rows += _ungated_rows([s for s in session.summaries if (s["model"], s["task_id"]) not in seen],
                               "not compared (test failed)")
     headline = gate_headline(rows, gate)
+    gate_rows, rows = rows, rows + _reported_rows(session.summaries)
     pairs, pair_notes = _pairwise(session.summaries, [m.name for m in rc.models])
     notes = session.notes + pair_notes
     average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in session.summaries)
@@ -88,7 +103,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         runs.sort(key=lambda r: r["task_id"])
         model = runs[0]["model"]
         doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
-                              run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model])
+                              run_config=rc.describe(), gate=[r.to_dict() for r in gate_rows if r.model == model])
         written.append(write_results(rc.results_dir / slug / "results.json", doc))
     rc.results_dir.mkdir(parents=True, exist_ok=True)
     (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, average_lines + notes, pairs), encoding="utf-8")

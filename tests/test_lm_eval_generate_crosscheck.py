@@ -43,7 +43,8 @@ lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `ma
 pytestmark = pytest.mark.slow
 
 # Every generation variant is checked; a new task is covered without a new test.
-VARIANTS = [v for t in crosscheck_tasks() if t.kind == "generation" for v in t.variants()]
+# lm-eval's HFLM here is a causal model: the prompts written for seq2seq models (suites/qa 0.1, 0.2) are not its.
+VARIANTS = [v for t in crosscheck_tasks() if t.kind == "generation" for v in t.variants() if v.applies_to("causal")]
 LIMIT = 8
 SHORT_CONTEXT = 300
 """A context length that forces left truncation (the prompts are 300-900 tokens) and still exceeds
@@ -144,13 +145,17 @@ def with_settings(lm, batch_size: int, max_length: int | None = None):
     return out
 
 
+LOOP_METRICS = ("unterminated", "copies", "roundtrip_f1", "roundtrip_em", "bad_word_violations")
+
+
 def metrics_from(task, samples, generations, lm) -> dict[str, float]:
     """The final metrics of ``generations``, aggregated as ``evaluate_generation`` aggregates kensa's."""
     per_doc = []
     for s, text in zip(samples, generations, strict=True):
         scores = dict(task.score(text, s["doc"], lm))
         per_doc.append({**scores, "gold": scores.get("gold_value")} if "gold_value" in scores else scores)
-    return aggregate(per_doc, (*task.metrics, *task.reported))
+    # The loop's own checks (termination, copies, the round trip) are not the task's scores of a text.
+    return aggregate(per_doc, [m for m in (*task.metrics, *task.reported) if m not in LOOP_METRICS])
 
 
 def same_metrics(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -169,7 +174,8 @@ def check_against_peer(variant, lm, peer_generate):
     assert not diffs, (f"{variant.task_id} on {lm.name} (kensa batch {lm.batch_size}, max_length {lm.max_length}): "
                        + "; ".join(f"doc {d}: kensa {a!r} lm-eval {b!r}" for d, a, b in diffs))
     peer_metrics = metrics_from(task, run.samples, theirs, lm)
-    assert same_metrics(peer_metrics, run.metrics), f"{variant.task_id}: lm-eval's {peer_metrics}, kensa's {run.metrics}"
+    ours = {k: v for k, v in run.metrics.items() if k in peer_metrics}
+    assert same_metrics(peer_metrics, ours), f"{variant.task_id}: lm-eval's {peer_metrics}, kensa's {run.metrics}"
     return run
 
 
@@ -186,7 +192,8 @@ def test_lm_eval_generates_what_kensa_generates(variant, batch_size, model, peer
 
 
 # One variant per task is enough to exercise the truncation; the random model keeps it fast.
-FIRST_VARIANTS = [t.variants()[0] for t in crosscheck_tasks() if t.kind == "generation"]
+# (The JGLUE tasks: their few-shot prompts outgrow the short context; the QA suite's 0-shot ones need not.)
+FIRST_VARIANTS = [t.variants()[0] for t in crosscheck_tasks() if t.kind == "generation" and t.suite == "jglue"]
 
 
 @pytest.mark.parametrize("variant", FIRST_VARIANTS, ids=[v.task_id for v in FIRST_VARIANTS])

@@ -71,25 +71,35 @@ def test_cli_writes_a_model_directory_and_refuses_a_full_one(tmp_path):
 # --- tiny-trained and damaged copies ----------------------------------------------------------
 
 
-def test_training_examples_cover_every_task_variant():
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_training_examples_cover_every_task_variant(kind):
     from kensa.data import DataSource
     from kensa.tasks import all_tasks
     from kensa.tasks.render import NoModel, prepare, prepare_generation
     from kensa.tasks.training_text import training_examples
 
-    examples = training_examples()
+    examples = training_examples(kind=kind)
+    expected = 0
     for task in all_tasks():
+        variants = [v for v in task.variants() if v.trained_for(kind)]
+        if not variants:
+            continue
         eval_split, pool = task.load(DataSource.fixtures())
-        for variant in task.variants():
-            mine = [(e.context, e.continuation) for e in examples if e.task_id == variant.task_id]
+        expected += len(variants) * len(eval_split.rows)
+        for variant in variants:
+            mine = [(e.context, e.continuation, e.eos) for e in examples if e.task_id == variant.task_id]
             if task.kind == "generation":  # the prompt, then the target as a shot shows it, then the stop string
                 docs = prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel())
-                want = [(d.prompt, variant.template.render_target(variant.view(d.row)) + d.until[0]) for d in docs]
+                want = [(d.prompt, variant.template.render_target(variant.view(d.row)) + (d.until[0] if d.until else ""),
+                         not d.until) for d in docs]  # or EOS where the prompt has no stop string
                 assert mine == want, variant.task_id
                 continue
             docs = prepare(variant, eval_split, pool, task.num_fewshot, None)
-            assert mine == [(d.prompt, d.continuations[d.gold]) for d in docs], variant.task_id
-    assert len(examples) == sum(len(t.variants()) * len(t.load(DataSource.fixtures())[0].rows) for t in all_tasks())
+            assert mine == [(d.prompt, d.continuations[d.gold], False) for d in docs], variant.task_id
+    assert len(examples) == expected
+    # the seq2seq model learns only the prompts written for seq2seq models, the causal one every other
+    assert {e.task_id.split("-")[0] for e in examples} >= ({"qa", "aqg", "aqg_hl"} | ({"qa_tsv"} if kind == "seq2seq"
+                                                                                    else {"jsquad"}))
 
 
 def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
@@ -115,7 +125,7 @@ def test_cache_key_follows_the_training_text(monkeypatch):
     key, examples = tiny._model_key(recipe, spm_dir)
     edited = [training_text.TrainingExample(examples[0].task_id, examples[0].context + "。", examples[0].continuation),
               *examples[1:]]
-    monkeypatch.setattr(training_text, "training_examples", lambda: edited)
+    monkeypatch.setattr(training_text, "training_examples", lambda **kwargs: edited)
     assert tiny._digest(tiny._model_key(recipe, spm_dir)[0]) != tiny._digest(key)
     # The untrained models' keys carry no training fields.
     assert "train" not in tiny._model_key(tiny.MODELS["tiny-llama"], spm_dir)[0]["model"]

@@ -4,6 +4,7 @@ checked before anything loads) and the :class:`ModelSpec` that ``--model`` resol
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,12 @@ class ModelArgs:
     """The cap on generated tokens (the harness's default 256)."""
     device: str | None = None
     """hf-causal's per-model device; overrides ``--device`` for this model."""
+    # Decoding of seq2seq models (kensa.backends.hf_seq2seq); a causal model refuses them.
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    bad_words: tuple[str, ...] = ()
+    """Words the output must not contain, given as ``bad_words=山梨|山梨県`` (``|`` between words)."""
     # Set only through the alias ``torch_dtype``; kept so the echo shows what the user wrote.
     _aliases: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -62,6 +69,8 @@ class ModelArgs:
                 continue
             value = getattr(self, f.name)
             if value != f.default:
+                if f.name == "bad_words":
+                    value = BAD_WORDS_SEP.join(value)
                 parts.append(f"{f.name}={value}")
         return ",".join(parts)
 
@@ -75,7 +84,31 @@ REFUSED = {
 }
 KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
 _BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type == "bool"}
-_INT_KEYS = {"max_length", "batch_size", "max_gen_toks"}
+_INT_KEYS = {"max_length", "batch_size", "max_gen_toks", "num_beams"}
+BAD_WORDS_SEP = "|"
+"""Between the words of ``bad_words=`` (a comma already separates model arguments)."""
+
+
+def parse_bad_words(option: str, raw: str, sep: str = BAD_WORDS_SEP) -> tuple[str, ...]:
+    """``山梨|山梨県`` -> ("山梨", "山梨県"). An empty or blank entry is an error naming the option and value:
+    it would block nothing (or everything)."""
+    words = raw.split(sep)
+    for i, word in enumerate(words):
+        if not word.strip():
+            raise OptionError(option, f"{raw!r}: entry {i + 1} is empty; give words separated by {sep!r}")
+    if len(set(words)) != len(words):
+        raise OptionError(option, f"{raw!r}: a word is given twice")
+    return tuple(words)
+
+
+def _parse_float(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError("--model-args", f"{key}={raw!r}: expected a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise OptionError("--model-args", f"{key}={raw!r}: must be a finite number above 0")
+    return value
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -129,6 +162,12 @@ def parse_model_args(text: str | None) -> ModelArgs:
             values[key] = "auto"
         elif key in _INT_KEYS:
             values[key] = _parse_int(key, raw)
+        elif key == "no_repeat_ngram_size":
+            values[key] = 0 if raw == "0" else _parse_int(key, raw)
+        elif key == "repetition_penalty":
+            values[key] = _parse_float(key, raw)
+        elif key == "bad_words":
+            values[key] = parse_bad_words("--model-args bad_words", raw)
         elif key == "dtype":
             if raw.lower() not in DTYPES:
                 raise OptionError("--model-args", f"dtype={raw!r}: expected one of {', '.join(sorted(DTYPES))}")

@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import gc
 import inspect
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,54 +22,31 @@ from kensa.backends.contract import (
     share_seconds,
 )
 from kensa.backends.decoding import DecodeStats, RowOutcome, greedy_decode
-from kensa.backends.identity import BACKEND, describe_environment, model_identity
+from kensa.backends.hf_common import (  # noqa: F401 (pick_device, is_out_of_memory, quiet_transformers: re-exported)
+    AUTO_BATCH_START,
+    Batching,
+    context_length,
+    free_memory,
+    is_out_of_memory,
+    load_pretrained,
+    model_info,
+    pick_device,
+    quiet_transformers,
+    tokenizer_source,
+)
+from kensa.backends.identity import BACKEND
 from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
 from kensa.backends.tokenizers import load_tokenizer
-from kensa.errors import ModelLoadError, ModelRunError, OptionError
+from kensa.errors import ModelLoadError, OptionError
 
-DEFAULT_MAX_LENGTH = 2048
-AUTO_BATCH_START = 64
-"""``batch_size=auto`` starts here and halves on out-of-memory errors."""
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device", "cuda was asked for but torch sees no CUDA device")
-    return requested
+SEQ2SEQ_ONLY = ("num_beams", "repetition_penalty", "no_repeat_ngram_size", "bad_words")
+"""Decoding settings only the seq2seq backend honours; a causal model refuses them rather than ignore them."""
 
 
-def _max_memory(per_gpu: str | None, cpu: str | None) -> dict[Any, str]:
-    """The harness's ``max_memory_per_gpu`` / ``max_cpu_memory`` as accelerate's ``max_memory``."""
-    import torch
-
-    memory: dict[Any, str] = {}
-    if per_gpu:
-        memory.update({i: per_gpu for i in range(torch.cuda.device_count())})
-    if cpu:
-        memory["cpu"] = cpu
-    return memory
-
-
-def context_length(config: Any, tokenizer: Any, override: int | None) -> int:
-    """``max_length=`` if given, else the config's positions, else the tokenizer's limit."""
-    if override:
-        return override
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return limit
-    return DEFAULT_MAX_LENGTH
-
-
-class HFCausalLM:
+class HFCausalLM(Batching):
     """One loaded model and tokenizer. Free it with :meth:`close` before loading the next."""
+
+    kind = "causal"
 
     def __init__(self, model: Any, tokenizer: Any, *, spec: ModelSpec, max_length: int, batch_size: int,
                  info: dict[str, Any]):
@@ -104,77 +79,27 @@ class HFCausalLM:
 
     @classmethod
     def _load(cls, spec: ModelSpec, device: str, source: str, adapter_dir: str | None) -> HFCausalLM:
-        import torch
         from transformers import AutoModelForCausalLM
 
-        quiet_transformers()
         args = spec.args
-        device = pick_device(args.device or device)
-        kwargs: dict[str, Any] = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-        if args.subfolder:
-            kwargs["subfolder"] = args.subfolder
-        if args.low_cpu_mem_usage:
-            kwargs["low_cpu_mem_usage"] = True
-        device_map = args.device_map
-        if args.use_accelerate:  # hf-causal-experimental: accelerate places the weights
-            device_map = args.device_map_option
-            kwargs["offload_folder"] = args.offload_folder
-            memory = _max_memory(args.max_memory_per_gpu, args.max_cpu_memory)
-            if memory:
-                kwargs["max_memory"] = memory
-        dtype = None
-        if args.dtype:
-            dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-            kwargs["dtype"] = dtype
-        quantized = args.load_in_8bit or args.load_in_4bit
-        if quantized:
-            from transformers import BitsAndBytesConfig
-
-            if args.load_in_8bit:
-                kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-            else:
-                compute = dtype if isinstance(dtype, torch.dtype) else torch.float32
-                kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
-        if device_map:
-            kwargs["device_map"] = device_map
-        elif quantized:
-            kwargs["device_map"] = device  # bitsandbytes places weights while loading
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        if not device_map and not quantized:
-            model.to(device)
-        if adapter_dir:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter_dir)
-        model.eval()
-        tok_source = os.path.expanduser(args.tokenizer) if args.tokenizer else source
-        if args.subfolder and not args.tokenizer and os.path.isdir(os.path.join(source, args.subfolder)):
-            tok_source = os.path.join(source, args.subfolder)  # the model's own files live there
+        refused = [k for k in SEQ2SEQ_ONLY if getattr(args, k) != getattr(type(args)(), k)]
+        if refused:
+            raise OptionError("--model-args", f"{', '.join(refused)}: only seq2seq models (T5) take these; "
+                                              f"{spec.name!r} is a causal model")
+        model, device, device_map = load_pretrained(AutoModelForCausalLM, spec, device, source, adapter_dir)
+        tok_source = tokenizer_source(spec, source)
         tokenizer = load_tokenizer(tok_source, revision=args.revision, use_fast=args.use_fast,
                                    trust_remote_code=args.trust_remote_code)
         max_length = context_length(model.config, tokenizer, args.max_length)
-        params = sum(p.numel() for p in model.parameters())
-        identity = model_identity(name=spec.name, source=source, revision=args.revision,
-                                  commit=getattr(model.config, "_commit_hash", None),
-                                  tokenizer_source=tok_source, adapter=adapter_dir)
-        info = {
-            "backend": BACKEND, "identity": identity, "source": source, "model_class": type(model).__name__,
-            "architecture": model.config.model_type,
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "device": device,
-            "device_map": device_map, "quantization": "8bit" if args.load_in_8bit else
-            "4bit" if args.load_in_4bit else None, "peft": args.peft, "parameters": params,
-            "tokenizer_class": type(tokenizer).__name__, "tokenizer_is_fast": bool(tokenizer.is_fast),
-            "vocab_size": len(tokenizer), "max_length": max_length, "batch_size": args.batch_size,
-            "eos_token_id": tokenizer.eos_token_id, "libraries": describe_environment(),
-            "torch_threads": torch.get_num_threads(), "hardware": hardware_name(device),
-        }
+        info = model_info(model, tokenizer, spec=spec, backend=BACKEND, source=source, tok_source=tok_source,
+                          adapter_dir=adapter_dir, device=device, device_map=device_map, max_length=max_length)
         return cls(model, tokenizer, spec=spec, max_length=max_length, batch_size=args.batch_size, info=info)
 
     def close(self) -> None:
         """Drop the weights and give the memory back, so the next model fits."""
 
         self.model = None
-        _free_memory()
+        free_memory()
 
     # -- scoring ---------------------------------------------------------------------------
     @property
@@ -234,27 +159,6 @@ class HFCausalLM:
         self._packing = fmt if fmt and "position_ids" in params and "attention_mask" in params else ""
         self._keeps_logits = "logits_to_keep" in params
         return self._packing or None
-
-    def _batches(self, items: Sequence[Any], run) -> None:
-        """Call ``run`` on consecutive batches of ``items``. With ``batch_size=auto`` a batch that runs
-        out of memory is halved and retried, and the smaller size is kept for the rest."""
-        auto = self.batch_size == "auto"
-        size = self._auto_size if auto else int(self.batch_size)
-        start = 0
-        while start < len(items):
-            batch = items[start: start + size]
-            try:
-                run(batch)
-            except Exception as exc:
-                if not (auto and is_out_of_memory(exc) and len(batch) > 1):
-                    if is_out_of_memory(exc):
-                        raise ModelRunError(f"model {self.name!r} ran out of memory on a batch of {len(batch)} "
-                                             "(use a smaller batch_size= or batch_size=auto)") from exc
-                    raise
-                size = self._auto_size = max(1, len(batch) // 2)
-                _free_memory()
-                continue
-            start += len(batch)
 
     def _score_rows(self, encoded: Sequence[tuple[list[int], int]],
                     progress: Progress | None) -> list[LoglikelihoodResult]:
@@ -476,45 +380,3 @@ class HFCausalLM:
                 reason = "eos" if eos else "length"
             outcomes.append(RowOutcome(new, reason, seconds, float("nan")))
         return outcomes
-
-
-def hardware_name(device: str) -> str:
-    """What the model runs on, for latency's Environment column: the GPU's name, else the CPU's model name
-    (``/proc/cpuinfo``, else ``platform``)."""
-    import platform
-
-    import torch
-
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name") and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA or CPU allocation failure (torch raises both as RuntimeError subclasses or MemoryError)."""
-    if isinstance(exc, MemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def _free_memory() -> None:
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def quiet_transformers() -> None:
-    """No per-file progress bars: they are noise in test output."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()

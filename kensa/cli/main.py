@@ -6,6 +6,8 @@
 with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
 ``python -m kensa quiz convert IN --eval OUT --train OUT`` writes five-choice quiz files (see :mod:`kensa.cli.quiz`).
+``python -m kensa generate --model M --answer A --context C [--bad-words W,W]`` writes one question for
+an answer in its context (see :mod:`kensa.cli.generate`).
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
 runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
 """
@@ -76,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "--tasks, --num_fewshot, --output_path, ...); see `harness --help`")
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
-    from kensa.cli.quiz import add_parser
+    from kensa.cli import generate, quiz
 
-    add_parser(sub)
+    quiz.add_parser(sub)
+    generate.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -51,6 +51,8 @@ class RunConfig:
     gate: GateOptions = field(default_factory=GateOptions)
     response_cache: Path | None = None
     """The response cache file (``--response-cache``); None: off."""
+    qa_model: ModelSpec | None = None
+    """``--qa-model``: answers the round trip's generated questions; None: the evaluated model itself."""
 
     def baseline_for(self, model: ModelSpec) -> str:
         return self.gate.baselines[self.models.index(model)]
@@ -72,6 +74,7 @@ class RunConfig:
             "baselines": list(self.gate.baselines),
             "alpha": self.gate.alpha,
             "response_cache": str(self.response_cache) if self.response_cache is not None else "off",
+            "qa_model": self.qa_model.name if self.qa_model is not None else "the evaluated model",
         }
 
 
@@ -259,7 +262,8 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
                      num_fewshot: str | None, limit: str | None, device: str, data_dir: str | None,
                      data_from_hub: bool, results_dir: str, tasks: Sequence[Any],
                      gate: dict[str, Any] | None = None, fewshot_pool: str | None = None,
-                     response_cache: str | None = None) -> RunConfig:
+                     response_cache: str | None = None, qa_model: str | None = None,
+                     qa_model_args: str | None = None) -> RunConfig:
     versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
     specs = parse_models(models, model_args)
     gate = gate or {}
@@ -276,7 +280,19 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
         data=parse_pools(fewshot_pool, tasks, parse_data_source(data_dir, data_from_hub)),
         results_dir=Path(results_dir),
         response_cache=parse_response_cache(response_cache),
+        qa_model=parse_qa_model(qa_model, qa_model_args),
     )
+
+
+def parse_qa_model(name: str | None, args: str | None) -> ModelSpec | None:
+    if args and not name:
+        raise OptionError("--qa-model-args", "given without --qa-model")
+    if not name:
+        return None
+    try:
+        return resolve_model(name, parse_model_args(args))
+    except OptionError as exc:
+        raise OptionError(f"--qa-model ({exc.option})", str(exc).split(": ", 1)[-1]) from None
 
 
 def replace(config: RunConfig, **changes: Any) -> RunConfig:

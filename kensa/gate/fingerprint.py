@@ -8,13 +8,14 @@ a comparison meaningless.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from kensa.backends.identity import BACKEND, minor
 
 # The fields whose difference makes two runs incomparable; versions are compared at minor level.
-COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers")
+COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers", "decoding")
 
 
 def environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -32,6 +33,9 @@ def environment(info: Mapping[str, Any]) -> dict[str, str]:
         # Where the model ran: latency is only compared on the same hardware and thread count (scores are not).
         "hardware": str(info.get("hardware") or "unknown"),
         "threads": str(info.get("torch_threads", "")),
+        # Seq2seq decoding settings (beams, penalties, bad words); absent for causal models, as in older baselines.
+        **({"decoding": json.dumps(info["decoding"], sort_keys=True, ensure_ascii=False)}
+           if info.get("decoding") else {}),
     }
 
 

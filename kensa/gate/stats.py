@@ -189,6 +189,10 @@ def _rows(name: str, values: Sequence[Any]) -> np.ndarray:
         arr = np.asarray([[np.nan if x is None else x for x in v] if m else v for v, m in zip(values, missing)],
                          dtype=float) if missing.any() else np.asarray(values, dtype=float)
     except (TypeError, ValueError):
+        if all(isinstance(v, (list, tuple)) for v in values) and len({len(v) for v in values}) == 1:
+            rows = np.empty((len(values), len(values[0])), dtype=object)  # text rows: (reference, output)
+            rows[:] = [list(v) for v in values]
+            return rows
         return np.fromiter(values, dtype=object, count=len(values))  # each row stays one object
     finite = np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     bad = np.flatnonzero(~finite & ~missing)

@@ -240,7 +240,8 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
                 raise ThresholdsError(path, f"line {lineno}, field {m!r}",
                                       f"expected a finite number (or [gold, pred] for a corpus metric, pred null when "
                                       f"the output was unparseable), got {v!r}")
-            values[m].append([None if x is None else float(x) for x in v] if isinstance(v, list) else float(v))
+            values[m].append([x if x is None or isinstance(x, str) else float(x) for x in v] if isinstance(v, list)
+                             else float(v))
         t = row.get("seconds")
         if t is not None and not (_number(t) and t >= 0):
             raise ThresholdsError(path, f"line {lineno}, field 'seconds'", f"expected seconds >= 0 or null, got {t!r}")
@@ -256,7 +257,10 @@ def _number(v: Any) -> bool:
 
 def _item_value_ok(v: Any) -> bool:
     """A per-doc value (0/1, F1, ...) or, for a corpus metric such as MCC, the doc's ``[gold, pred]``; a pred
-    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts."""
+    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts. A
+    text corpus metric (BLEU) keeps ``[reference, output]`` as two strings."""
+    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v):
+        return True
     return _number(v) or isinstance(v, list) and len(v) == 2 and _number(v[0]) and (v[1] is None or _number(v[1]))
 
 

@@ -167,6 +167,12 @@ def count_unparseable(golds: Sequence[Any], preds: Sequence[Any]) -> float:
     return float(sum(1 for x in preds if x is None or (isinstance(x, float) and math.isnan(x))))
 
 
+def _corpus_bleu(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    from kensa.metrics.bleu_ja import corpus_bleu  # lazy: sacrebleu and MeCab only when a QA suite runs
+
+    return corpus_bleu(golds, preds)
+
+
 def _rouge_mid(values: Sequence[float]) -> float:
     from kensa.metrics.rouge import bootstrap_mid  # lazy: rouge_score and nltk only when XL-Sum runs
 
@@ -259,6 +265,23 @@ METRICS = {spec.name: spec for spec in (
     MetricSpec("unparseable", direction="lower", items="corpus", compute=count_unparseable, maximum=math.inf),
     # The quiz's format-failure rate: the share of answers that named no choice or several (reported, not gated).
     MetricSpec("unparseable_rate", direction="lower"),
+    # Every generation task: the share of outputs that used their whole token budget (no EOS, no stop string).
+    MetricSpec("unterminated", direction="lower"),
+    # The QA suite (kensa.tasks.qa): char F1 and ROUGE F x 100 per doc; corpus BLEU (sacrebleu ja-mecab) over
+    # each doc's [reference, output], with the gate's paired bootstrap; shares of outputs per check.
+    MetricSpec("char_f1", scale=100.0, items="continuous"),
+    MetricSpec("bleu", scale=100.0, items="corpus", compute=_corpus_bleu),
+    MetricSpec("rouge1_ja", scale=100.0, items="continuous"),  # the mean, unlike XL-Sum's bootstrap median
+    MetricSpec("rouge2_ja", scale=100.0, items="continuous"),
+    MetricSpec("rougeL_ja", scale=100.0, items="continuous"),
+    MetricSpec("hallucination", direction="lower", items="continuous"),
+    MetricSpec("hallucinated", direction="lower"),
+    MetricSpec("roundtrip_f1", scale=100.0, items="continuous"),
+    MetricSpec("roundtrip_em", scale=100.0, items="continuous"),
+    MetricSpec("question_form"),
+    MetricSpec("answer_leak", direction="lower"),
+    MetricSpec("copies", direction="lower"),
+    MetricSpec("bad_word_violations", direction="lower", items="continuous", maximum=math.inf, reduce=sum),
 )}
 
 

@@ -82,3 +82,35 @@ def bootstrap_mid(values: Sequence[float]) -> float:
     finally:
         np.random.set_state(state)
     return float(result["rouge2"].mid.fmeasure)
+
+
+# -- ROUGE-1/2/L for the QA suite ---------------------------------------------------------------------
+
+QA_ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+class MecabTokenizer:
+    """The tokenizer object ``RougeScorer(tokenizer=...)`` calls: the QA normaliser (NFKC, neologdn), then
+    MeCab morphemes from fugashi with unidic-lite. rouge_score's own tokenizer keeps only ``[a-z0-9]``
+    tokens, so Japanese would score 0 without it."""
+
+    def tokenize(self, text: str) -> list[str]:
+        from kensa.metrics.jasquad import _tagger
+        from kensa.metrics.qa_text import normalise_v1
+
+        return _tagger().parse(normalise_v1(text)).split()
+
+
+_QA_SCORER = None
+
+
+def qa_rouge(reference: str, prediction: str) -> dict[str, float]:
+    """``rouge1_ja``, ``rouge2_ja`` and ``rougeL_ja``: ROUGE-1, ROUGE-2 and ROUGE-L F-measures (0-100) of ``prediction`` against ``reference`` over MeCab
+    tokens (``score(target, prediction)``: the reference goes first)."""
+    global _QA_SCORER
+    if _QA_SCORER is None:
+        from rouge_score import rouge_scorer
+
+        _QA_SCORER = rouge_scorer.RougeScorer(list(QA_ROUGE_TYPES), tokenizer=MecabTokenizer())
+    scores = _QA_SCORER.score(reference, prediction)
+    return {f"{name}_ja": 100.0 * float(scores[name].fmeasure) for name in QA_ROUGE_TYPES}

@@ -68,12 +68,63 @@ def share_cpu_threads(workers: int) -> int | None:
     return threads
 
 
-def load_model(spec: ModelSpec, device: str = "auto"):
-    """Load a spec into its backend. A built-in tiny model or adapter is built (or found in the
-    cache) first, so the backend only ever sees directories and Hub ids."""
-    from kensa.backends.hf_causal import HFCausalLM
+MODEL_KINDS = ("causal", "seq2seq")
 
+
+def _kind_of_config(config: dict) -> str:
+    return "seq2seq" if config.get("is_encoder_decoder") else "causal"
+
+
+def model_kind(spec: ModelSpec) -> str | None:
+    """``causal`` or ``seq2seq`` (the config's ``is_encoder_decoder``), read from files only: a tiny
+    model's recipe, a local ``config.json``, or a Hub model's config in the local cache. None when
+    a Hub config is not cached yet (loading then reads it)."""
+    import json
+
+    if spec.kind == "tiny":
+        return tiny.kind_of(spec.source)
+    if spec.kind == "local":
+        root = Path(spec.source)
+        path = root / spec.args.subfolder / "config.json" if spec.args.subfolder else root / "config.json"
+        if not path.is_file():
+            path = root / "config.json"
+        return _kind_of_config(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(spec.source, "config.json", revision=spec.args.revision,
+                                        subfolder=spec.args.subfolder)
+    except (ImportError, ValueError, OSError):  # an unusual cache layout: loading will tell
+        return None
+    if isinstance(cached, str) and Path(cached).is_file():
+        return _kind_of_config(json.loads(Path(cached).read_text(encoding="utf-8")))
+    return None
+
+
+def load_model(spec: ModelSpec, device: str = "auto"):
+    """Load a spec into its backend: the seq2seq backend for an encoder-decoder config
+    (``is_encoder_decoder``), else the causal one. A built-in tiny model or adapter is built (or found in
+    the cache) first, so the backend only ever sees directories and Hub ids."""
     source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
     peft = spec.args.peft
     adapter = (str(tiny.build_adapter(peft)) if tiny.is_tiny_adapter(peft) else os.path.expanduser(peft)) if peft else None
+    kind = model_kind(spec)
+    if kind is None:
+        from transformers import AutoConfig
+
+        from kensa.errors import ModelLoadError
+
+        try:
+            config = AutoConfig.from_pretrained(source, revision=spec.args.revision,
+                                                trust_remote_code=spec.args.trust_remote_code)
+        except Exception as exc:
+            raise ModelLoadError(f"model {spec.name!r}: its config cannot be read: {type(exc).__name__}: {exc}") \
+                from exc
+        kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    if kind == "seq2seq":
+        from kensa.backends.hf_seq2seq import HFSeq2SeqLM
+
+        return HFSeq2SeqLM.load(spec, device, source=source, adapter=adapter)
+    from kensa.backends.hf_causal import HFCausalLM
+
     return HFCausalLM.load(spec, device, source=source, adapter=adapter)

@@ -7,7 +7,11 @@
 * ``tiny-trained``, a Llama briefly trained on the suite's own fixture prompts
   (:mod:`kensa.models.tiny_train`), which scores far above chance, and :func:`perturb_weights`
   to make a damaged copy of it;
-* a LoRA adapter for the NeoX model, to exercise ``peft=``.
+* a LoRA adapter for the NeoX model, to exercise ``peft=``;
+* ``tiny-t5`` (random) and ``tiny-t5-trained`` (taught the QA suite's seq2seq fixture prompts, so
+  a damaged copy fails the gate): T5 encoder-decoders on the same SentencePiece vocabulary plus the
+  highlight marker ``<hl>`` as one special token (as lmqg registers it), with ``</s>`` appended to
+  every source as T5's tokenizer does.
 
 A directory is written under a temporary name and renamed into place, so parallel builders
 (xdist workers) never see half a model.
@@ -40,10 +44,18 @@ TOKENIZER_CONFIG = {"tokenizer_class": "TokenizersBackend", "bos_token": "<s>", 
                     "unk_token": "<unk>", "pad_token": "<pad>"}
 
 
+HIGHLIGHT = "<hl>"
+"""The answer-span marker of AQG-HL prompts: one special token in the T5 tokenizers (lmqg adds it so)."""
+# One encoder and one decoder layer memorise the QA suite's seq2seq fixtures (every doc of every seq2seq
+# prompt version); two of each took four times as long to build. One thread: on a busy shared machine
+# two threads waiting for each other at every small op made the build several times slower.
+T5_TRAIN = TrainRecipe(steps=500, batch_size=16, lr=5e-3, warmup_steps=20, threads=1)
+
+
 @dataclass(frozen=True)
 class TinyModelRecipe:
     name: str
-    architecture: str  # "gpt_neox" or "llama"
+    architecture: str  # "gpt_neox", "llama" or "t5"
     hidden_size: int = 64
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
@@ -71,6 +83,8 @@ MODELS = {r.name: r for r in (
     # One layer memorises the fixtures as well as two (acc 1.0 on every prompt version, three seeds
     # tried) in half the build time.
     TinyModelRecipe("tiny-trained", "llama", num_hidden_layers=1, train=TrainRecipe()),
+    TinyModelRecipe("tiny-t5", "t5"),
+    TinyModelRecipe("tiny-t5-trained", "t5", num_hidden_layers=1, train=T5_TRAIN),
 )}
 ADAPTERS = {a.name: a for a in (TinyAdapterRecipe("tiny-lora", "tiny-neox"),)}
 ALIASES = {"tiny": "tiny-neox"}
@@ -78,6 +92,11 @@ ALIASES = {"tiny": "tiny-neox"}
 
 def is_tiny(name: str) -> bool:
     return name in MODELS or name in ALIASES
+
+
+def kind_of(name: str) -> str:
+    """``seq2seq`` for the tiny T5 models, ``causal`` for the others."""
+    return "seq2seq" if MODELS[ALIASES.get(name, name)].architecture == "t5" else "causal"
 
 
 def is_tiny_adapter(name: str) -> bool:
@@ -145,7 +164,7 @@ def _model_key(recipe: TinyModelRecipe, spm_dir: Path) -> tuple[dict, list | Non
         return key, None
     from kensa.tasks.training_text import examples_digest, training_examples
 
-    examples = training_examples()
+    examples = training_examples(kind=kind_of(recipe.name))
     key["data"] = examples_digest(examples)
     return key, examples
 
@@ -166,6 +185,8 @@ def _build_model(recipe: TinyModelRecipe, root: Path | None = None) -> Path:
 
     quiet_transformers()
     tok = AutoTokenizer.from_pretrained(spm_dir)
+    if recipe.architecture == "t5":
+        return _build_t5(recipe, tok, spm_dir, key, examples, final)
     common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                   pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
                   hidden_size=recipe.hidden_size, num_hidden_layers=recipe.num_hidden_layers,
@@ -185,6 +206,43 @@ def _build_model(recipe: TinyModelRecipe, root: Path | None = None) -> Path:
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     shutil.copyfile(spm_dir / "tokenizer.model", tmp / "tokenizer.model")  # for use_fast=False
+    (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
+    return _publish(tmp, final)
+
+
+def t5_tokenizer(tok):
+    """The tiny SentencePiece tokenizer as T5 uses one: ``</s>`` closes every encoded text, and the
+    highlight marker is one special token."""
+    from tokenizers import processors
+
+    tok.add_special_tokens({"additional_special_tokens": [HIGHLIGHT]})
+    eos = tok.eos_token
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tok.eos_token_id)])
+    return tok
+
+
+def _build_t5(recipe: TinyModelRecipe, tok, spm_dir: Path, key: dict, examples, final: Path) -> Path:
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, T5Config
+
+    tok = t5_tokenizer(tok)
+    config = T5Config(vocab_size=len(tok), d_model=recipe.hidden_size, d_kv=recipe.hidden_size // recipe.num_attention_heads,
+                      d_ff=recipe.intermediate_size, num_layers=recipe.num_hidden_layers,
+                      num_decoder_layers=recipe.num_hidden_layers, num_heads=recipe.num_attention_heads,
+                      dropout_rate=0.0, feed_forward_proj="relu", tie_word_embeddings=False,
+                      n_positions=recipe.max_position_embeddings, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
+    torch.manual_seed(recipe.seed)
+    model = AutoModelForSeq2SeqLM.from_config(config)
+    if recipe.train is not None:
+        from kensa.models.tiny_train import train_seq2seq
+
+        train_seq2seq(model, tok, examples, recipe.train)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.copyfile(spm_dir / "tokenizer.model", tmp / "tokenizer.model")
     (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
     return _publish(tmp, final)
 

@@ -33,7 +33,10 @@ class TrainRecipe:
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    threads: int = 2  # results depend on the thread count, so it is part of the recipe
+    threads: int = 1
+    """Results depend on the thread count, so it is part of the recipe. One: on a busy shared machine two
+    threads waiting for each other at every small op made a build tens of times slower (one thread: the
+    same speed as two on an idle machine within a factor of two)."""
     seed: int = 0
 
 
@@ -43,6 +46,8 @@ def encode(tokenizer: Any, examples: Sequence[TrainingExample], max_length: int)
     for e in examples:
         ctx = tokenizer.encode(e.context, add_special_tokens=False) if e.context else [tokenizer.eos_token_id]
         cont = tokenizer.encode(e.continuation, add_special_tokens=False)
+        if e.eos:  # a prompt that ends at EOS only (the QA suite's causal prompts): learn to emit it
+            cont = [*cont, tokenizer.eos_token_id]
         if not cont or len(cont) > max_length:
             raise KensaError(f"tiny-trained: continuation {e.continuation!r} of {e.task_id} encodes to "
                              f"{len(cont)} tokens (must be 1..{max_length})")
@@ -131,3 +136,74 @@ def _train(model: Any, encoded: list[tuple[list[int], int]], pad_id: int, recipe
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+# -- seq2seq (tiny-t5-trained) ------------------------------------------------------------------------
+
+
+def encode_seq2seq(tokenizer: Any, examples: Sequence[TrainingExample],
+                   max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(source ids, target ids + EOS) per example, the source encoded as the seq2seq backend encodes it."""
+    out = []
+    for e in examples:
+        source = tokenizer(e.context, add_special_tokens=True)["input_ids"][:max_length]
+        target = tokenizer.encode(e.continuation, add_special_tokens=False) + [tokenizer.eos_token_id]
+        if len(target) < 2:
+            raise KensaError(f"tiny-t5-trained: target {e.continuation!r} of {e.task_id} encodes to no tokens")
+        out.append((list(source), target))
+    return out
+
+
+def _seq2seq_loss(model: Any, batch: Sequence[tuple[list[int], list[int]]], pad_id: int):
+    import torch
+
+    src_w = -(-max(len(s) for s, _ in batch) // 32) * 32  # few distinct shapes
+    tgt_w = max(len(t) for _, t in batch)
+    ids = torch.full((len(batch), src_w), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), src_w), dtype=torch.long)
+    labels = torch.full((len(batch), tgt_w), -100, dtype=torch.long)
+    for r, (s, t) in enumerate(batch):
+        ids[r, : len(s)] = torch.tensor(s)
+        mask[r, : len(s)] = 1
+        labels[r, : len(t)] = torch.tensor(t)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def train_seq2seq(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], recipe: TrainRecipe) -> list[float]:
+    """Train an encoder-decoder in place on (prompt -> target + EOS), deterministically; the loss of every step."""
+    import torch
+
+    encoded = encode_seq2seq(tokenizer, examples, model.config.n_positions)
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.set_num_threads(recipe.threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        rnd = random.Random(recipe.seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
+                                      weight_decay=recipe.weight_decay)
+
+        def lr_factor(step: int) -> float:
+            warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
+            return warm * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        lengths = [len(s) for s, _ in encoded]
+        pending: list[list[int]] = []
+        losses = []
+        model.train()
+        for _ in range(recipe.steps):
+            if not pending:
+                pending = _epoch(lengths, recipe.batch_size, rnd)
+            loss = _seq2seq_loss(model, [encoded[i] for i in pending.pop()], tokenizer.pad_token_id)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        model.eval()
+        return losses
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])

@@ -17,8 +17,9 @@ from kensa.tasks.base import TaskVariant
 
 
 def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Split | None, k: int,
-                     limit: float | None = None, progress: Progress | None = None) -> TaskRun:
-    """Score one task variant, whatever its kind."""
+                     limit: float | None = None, progress: Progress | None = None, qa_lm: Any = None) -> TaskRun:
+    """Score one task variant, whatever its kind (``qa_lm``: the model that answers round-trip questions,
+    default the evaluated one)."""
     if variant.task.kind == "generation":
-        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress)
+        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm)
     return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)

@@ -96,7 +96,9 @@ def model_fingerprint(info: Mapping[str, Any]) -> dict[str, str]:
         raise CacheUnavailable(f"model {name!r}: the adapter {info.get('peft')!r} has no hash")
     libs = info.get("libraries") or {}
     device = str(info.get("device") or "unknown")
-    return {
+    decoding = {"decoding": json.dumps(info["decoding"], sort_keys=True, ensure_ascii=False)} \
+        if info.get("decoding") else {}  # the seq2seq backend's beams, penalties and bad words
+    return {**decoding,
         "format": str(CACHE_FORMAT),
         "backend": str(info.get("backend") or "unknown"),
         "revision": commit or revision,

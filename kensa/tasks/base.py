@@ -42,6 +42,15 @@ class TaskVariant:
             view = {**view, "answer": self.template.labels[self.task.gold(row)]}
         return view
 
+    def applies_to(self, kind: str | None) -> bool:
+        """Whether a model of ``kind`` (``causal``/``seq2seq``; None: unknown) runs this variant."""
+        return kind is None or not self.template.model_kinds or kind in self.template.model_kinds
+
+    def trained_for(self, kind: str) -> bool:
+        """Whether the built-in trained tiny model of ``kind`` learns this variant: the prompts written
+        for it (a prompt for any model counts as a causal one)."""
+        return kind in (self.template.model_kinds or ("causal",))
+
     def choices(self, row: Row) -> list[str]:
         """The continuations to score: this prompt version's label words if it has its own, else the task's."""
         return list(self.template.labels) if self.template.labels else self.task.choices(row)
@@ -117,6 +126,8 @@ class TaskData:
 
     def has_local(self, source: DataSource, split: str) -> bool:
         pattern = self.dataset.local.get(split)
+        if source.kind == "fixtures":
+            pattern = self.dataset.fixture_local.get(split, pattern)
         return pattern is not None and source.root is not None and any(source.root.glob(pattern))
 
 
@@ -235,6 +246,15 @@ class GenerationTask(TaskData):
     prompt_versioned: bool = True
     clusters: Callable[[Row], Any] | None = None
     """A doc's cluster for the gate's paired test (JSQuAD: the paragraph; its questions are not independent)."""
+    pool_text: Callable[[Row], str] | None = None
+    """The text of a few-shot pool doc that a generation must not copy (question generation: its question):
+    each sample records whether its output equals one, and the task reports ``copies``."""
+    roundtrip: Any = None
+    """A :class:`kensa.tasks.qa.common.RoundTrip`: a QA model answers each generated question from the same
+    context, scored against the intended answer (answerability)."""
+    optional_data: str = ""
+    """Non-empty for a task whose data only users have (their own TSV): the reason the test skips when the
+    data directory has no file for it."""
 
     def __post_init__(self) -> None:
         check_unique_versions(self.name, self.templates)

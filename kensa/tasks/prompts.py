@@ -32,6 +32,9 @@ class PromptTemplate:
     """Label words of this prompt version, in label-id order, where they differ between versions
     (MARC-ja: ``positive/negative`` in 0.2, ``ポジティブ/ネガティブ`` after): they are the continuations,
     and the view's ``answer`` is the gold one."""
+    model_kinds: tuple[str, ...] = ()
+    """The kinds of model (``causal``, ``seq2seq``) this prompt is written for; empty: any model may run
+    it (the harness's prompts, written for causal models)."""
 
     def fields(self) -> set[str]:
         """Names the format strings use; a task checks its views provide all of them."""

@@ -20,6 +20,8 @@ TASK_MODULES = (
     "kensa.tasks.mgsm",
     "kensa.tasks.jsts",
     "kensa.tasks.quiz.registered",
+    "kensa.tasks.qa.jsquad_qa",
+    "kensa.tasks.qa.tsv",
 )
 
 # The harness's plain names: each module's first class (spec 1.3). ``xlsum_ja`` in a published command is

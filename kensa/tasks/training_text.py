@@ -23,38 +23,47 @@ class TrainingExample:
     task_id: str
     context: str
     continuation: str
+    eos: bool = False
+    """The continuation ends with the model's EOS token (a prompt whose only stop is EOS)."""
 
 
-def training_examples(source: Any = None) -> list[TrainingExample]:
-    """One example per registered task variant and eval doc of ``source`` (default: the fixtures)."""
+def training_examples(source: Any = None, kind: str = "causal") -> list[TrainingExample]:
+    """One example per registered task variant for models of ``kind`` (``causal``: every variant not
+    written for seq2seq models only; ``seq2seq``: the variants written for seq2seq models) and eval doc
+    of ``source`` (default: the fixtures)."""
     source = source or DataSource.fixtures()
     examples = []
     for task in all_tasks():
-        eval_split, pool = task.load(source)
-        if task.kind == "generation":
-            examples += _generation_examples(task, eval_split, pool)
-            continue
-        if task.kind != "multiple_choice":
+        if task.kind not in ("generation", "multiple_choice"):
             raise KensaError(f"tiny-trained: no training text for task {task.name!r} of kind {task.kind!r}; "
                              "teach kensa.tasks.training_text.training_examples that kind")
-        for variant in task.variants():
+        variants = [v for v in task.variants() if v.trained_for(kind)]
+        if not variants:
+            continue
+        eval_split, pool = task.load(source)
+        if task.kind == "generation":
+            examples += _generation_examples(task, variants, eval_split, pool)
+            continue
+        for variant in variants:
             for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
                 examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
     return examples
 
 
-def _generation_examples(task: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
-    """The prompt, then the doc's target as its shots show it, then the first stop string, so that the
-    model learns to answer and to stop."""
+def _generation_examples(task: Any, variants: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
+    """The prompt, then the doc's target as its shots show it, then the first stop string (or EOS where
+    there is none), so that the model learns to answer and to stop."""
     out = []
-    for variant in task.variants():
+    for variant in variants:
         for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel()):
             target = variant.template.render_target(variant.view(doc.row))
-            out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else "")))
+            out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else ""),
+                                       eos=not doc.until))
     return out
 
 
 def examples_digest(examples: Sequence[TrainingExample]) -> str:
     """A short hash of the training text, for the cache key: editing a fixture retrains."""
-    payload = json.dumps([[e.task_id, e.context, e.continuation] for e in examples], ensure_ascii=False)
+    payload = json.dumps([[e.task_id, e.context, e.continuation] + (["eos"] if e.eos else []) for e in examples],
+                         ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,6 +1,6 @@
 """Snapshots of the quiz prompts: the first two fixture questions of every registered quiz task and prompt
 version, with the continuations a log-likelihood test scores or the stop strings and budget a generation test
-uses, one text file per task variant (``__snapshots__/test_prompt_snapshots/test_prompt[<task id>].prompt.txt``).
+uses, one text file per task variant (``__snapshots__/test_quiz_prompt_snapshots/test_prompt[<task id>].prompt.txt``).
 
 Update after an intended change with ``pytest suites -m snapshot --snapshot-update``.
 """

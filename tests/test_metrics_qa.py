@@ -1,0 +1,148 @@
+"""QA-suite metrics against hand-computed values, and which MeCab dictionary each one uses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kensa.metrics.qa_text import char_f1, ends_as_question, exact_match, normalise_v1
+
+# -- BLEU (sacrebleu ja-mecab) ---------------------------------------------------------------------------
+
+def test_bleu_on_two_short_pairs_worked_by_hand():
+    from kensa.metrics.bleu_ja import corpus_bleu
+
+    # hyp 今日 は 天気 が 良い です ね (7 tokens), ref the same without ね (6): precisions 6/7, 5/6, 4/5, 3/4,
+    # brevity penalty 1: BLEU = (6/7 * 5/6 * 4/5 * 3/4) ** (1/4) = (3/7) ** 0.25 = 80.91.
+    assert corpus_bleu(["今日 は 天気 が 良い です"], ["今日 は 天気 が 良い です ね"]) == pytest.approx(
+        100 * (3 / 7) ** 0.25, abs=1e-9)
+    # Swapped: the hypothesis is shorter, precisions 6/6 .. 3/3, brevity penalty exp(1 - 7/6).
+    assert corpus_bleu(["今日 は 天気 が 良い です ね"], ["今日 は 天気 が 良い です"]) == pytest.approx(
+        100 * math.exp(1 - 7 / 6), abs=1e-9)
+    assert corpus_bleu(["山梨県の県庁所在地はどこですか？"], ["山梨県の県庁所在地はどこですか？"]) == pytest.approx(100.0)
+
+
+def test_corpus_bleu_from_cached_statistics_equals_sacrebleus_corpus_score():
+    from sacrebleu.metrics import BLEU
+
+    from kensa.metrics.bleu_ja import corpus_bleu
+
+    refs = ["みどり町の名物は何か。", "青葉鉄道の全長は何キロか。", "館長は誰か。", "休館日は何曜日か。"]
+    hyps = ["みどり町の名物は何ですか？", "青葉鉄道は何キロか。", "", "休館日は何曜日か。"]
+    want = BLEU(tokenize="ja-mecab").corpus_score(hyps, [refs]).score
+    assert corpus_bleu(refs, hyps) == pytest.approx(want, abs=1e-9)
+
+
+def test_bleu_uses_ipadic_and_records_its_signature():
+    import ipadic
+
+    from kensa.metrics.bleu_ja import signature, tokenize, tokenizer_dictionary
+
+    info = tokenizer_dictionary()
+    assert info["filename"].startswith(ipadic.DICDIR) and info["size"] == 392126
+    assert "tok:ja-mecab-" in signature() and signature().endswith("-IPA|smooth:exp|version:2.6.0")
+    # IPAdic keeps 深海魚 whole; unidic-lite (ROUGE, hallucination) splits it: two dictionaries, two answers.
+    assert tokenize("深海魚は、深海に住む") == "深海魚 は 、 深海 に 住む"
+
+
+def test_rouge_and_hallucination_use_unidic_lite():
+    import unidic_lite
+
+    from kensa.metrics.hallucination import dictionary
+    from kensa.metrics.rouge import MecabTokenizer
+
+    assert dictionary()["filename"].startswith(unidic_lite.DICDIR)
+    assert MecabTokenizer().tokenize("深海魚は、深海に住む") == ["深海", "魚", "は", "、", "深海", "に", "住む"]
+
+
+# -- ROUGE ------------------------------------------------------------------------------------------
+
+def test_rouge_on_a_short_pair_worked_by_hand():
+    from kensa.metrics.rouge import qa_rouge
+
+    # cand 今日 は わるい 天気 だ (5), ref 今日 は 天気 だ (4). ROUGE-1: 4 common, P 4/5, R 1, F 8/9.
+    # ROUGE-2: cand bigrams 4, ref 3, common (今日 は), (天気 だ): P 1/2, R 2/3, F 4/7. ROUGE-L: LCS 4, F 8/9.
+    got = qa_rouge("今日 は 天気 だ", "今日 は わるい 天気 だ")
+    assert got == pytest.approx({"rouge1_ja": 800 / 9, "rouge2_ja": 400 / 7, "rougeL_ja": 800 / 9})
+
+
+def test_rouge_scores_japanese_where_rouge_scores_default_tokenizer_gives_zero():
+    from rouge_score import rouge_scorer
+
+    from kensa.metrics.rouge import qa_rouge
+
+    text = "山梨県の県庁所在地はどこですか？"
+    assert rouge_scorer.RougeScorer(["rougeL"]).score(text, text)["rougeL"].fmeasure == 0.0
+    assert qa_rouge(text, text)["rougeL_ja"] == 100.0
+
+
+# -- char F1, EM, the normaliser, the question form ------------------------------------------------------
+
+def test_char_f1_worked_by_hand():
+    # 甲府市 vs 甲府: common 2, P 2/2, R 2/3, F 0.8.
+    assert char_f1("甲府", "甲府市") == pytest.approx(80.0)
+    # 四十キロ vs 四キロメートル: multiset common {四, キ, ロ} = 3; P 3/4, R 3/7, F = 6/11.
+    assert char_f1("四十キロ", "四キロメートル") == pytest.approx(100 * 6 / 11)
+    assert char_f1("", "甲府市") == 0.0 and char_f1("甲府 市", "甲府市") == 100.0
+
+
+def test_exact_match_after_the_normaliser():
+    assert exact_match("１９６４年", "1964年") == 100.0  # NFKC
+    assert exact_match("ｶﾚｰﾗｲｽ", "カレーライス") == 100.0  # half-width katakana
+    assert exact_match("甲府\n市", "甲府市") == 100.0  # newlines removed
+    assert exact_match("Kofu", "kofu") == 0.0  # no lower-casing
+
+
+@given(st.text(max_size=30))
+def test_normaliser_is_idempotent_and_f1_of_itself_is_100(text):
+    once = normalise_v1(text)
+    assert normalise_v1(once) == once
+    assert "\n" not in once and "\r" not in once
+    assert char_f1(text, text) == 100.0
+
+
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_char_f1_is_symmetric_and_bounded(a, b):
+    assert char_f1(a, b) == pytest.approx(char_f1(b, a))
+    assert 0.0 <= char_f1(a, b) <= 100.0
+
+
+@pytest.mark.parametrize("text, ok", [("山梨県の県庁所在地はどこですか？", True), ("どこか。", True), ("何ですか?", True),
+                                      ("甲府市です。", False), ("", False), ("何キロか 。", True)])
+def test_question_form(text, ok):
+    assert ends_as_question(text) is ok
+
+
+# -- hallucination -------------------------------------------------------------------------------------
+
+def test_the_definitions_own_examples():
+    from kensa.metrics.hallucination import hallucination
+
+    assert hallucination("今日はわるい天気だ", ["今日は天気だ"]).hallucinated == ["わるい"]
+    assert hallucination("今日は天気だ", ["今日はわるい天気だ"]).hallucinated == []
+    assert hallucination("今日はわるい天気だ", ["今日はよい天気だ"]).hallucinated == ["わるい"]
+    # adding the word to a source supports it
+    assert hallucination("今日はわるい天気だ", ["今日は天気だ", "わるい予報"]).hallucinated == []
+
+
+def test_question_words_lemmas_and_substrings():
+    from kensa.metrics.hallucination import hallucination
+
+    context, answer = "山梨県の県庁所在地は甲府市です。", "甲府市"
+    assert hallucination("山梨県の県庁所在地はどこですか", [context, answer]).hallucinated == []
+    h = hallucination("長野県の県庁所在地はどこですか", [context, answer])
+    assert h.hallucinated == ["長野"] and h.words == 5 and h.rate == pytest.approx(0.2)
+    # どう is an adverb (a content word): without the stop words every such question would be flagged
+    assert hallucination("湖面はどうなるか", ["湖面が凍る"], stop_words=()).hallucinated == ["どう"]
+    assert hallucination("湖面はどうなるか", ["湖面が凍る"]).hallucinated == []
+    # by lemma: 開かれる (開く) is supported by 開く
+    assert hallucination("いつ開かれるか", ["毎年開く祭り"]).hallucinated == []
+    # unidic keeps 菜の花 whole: 菜 (lemma 菜) is supported only as a substring of the source
+    assert hallucination("菜が咲く", ["菜の花が咲く"]).hallucinated == []
+    assert hallucination("菜が咲く", ["花が咲く"]).hallucinated == ["菜"]
+    # an unknown word falls back to its surface
+    assert hallucination("ｘｙｚｚｙ社", ["xyzzy社の製品"]).hallucinated == []
+    assert hallucination("", ["何か"]).rate == 0.0
