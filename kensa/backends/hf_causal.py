@@ -19,7 +19,8 @@ from kensa.backends.args import ModelSpec
 from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
 from kensa.backends.decoding import DecodeStats, RowOutcome, greedy_decode
 from kensa.backends.identity import BACKEND, describe_environment, model_identity
-from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
+from kensa.backends.stopping import StopChecker, first_stop
+from kensa.backends.tokenized import TokenizedModel
 from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, ModelRunError, OptionError
 
@@ -64,7 +65,7 @@ def context_length(config: Any, tokenizer: Any, override: int | None) -> int:
     return DEFAULT_MAX_LENGTH
 
 
-class HFCausalLM:
+class HFCausalLM(TokenizedModel):
     """One loaded model and tokenizer. Free it with :meth:`close` before loading the next."""
 
     def __init__(self, model: Any, tokenizer: Any, *, spec: ModelSpec, max_length: int, batch_size: int,
@@ -174,33 +175,6 @@ class HFCausalLM:
     @property
     def input_device(self):
         return self.model.get_input_embeddings().weight.device
-
-    def tok_encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def tok_decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def tokenize(self, text: str) -> list[str]:
-        """The tokenizer's pieces (XL-Sum's published ROUGE-2 is computed on these)."""
-        return self.tokenizer.tokenize(text)
-
-    @property
-    def max_gen_toks(self) -> int:
-        """The generation budget of a request that names none (``max_gen_toks=``, default 256)."""
-        return self.spec.args.max_gen_toks
-
-    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]:
-        """(input ids, number of continuation tokens), left-truncated to the context length: exactly
-        what a log-likelihood request scores (the response cache keys on it)."""
-        ctx = self.tok_encode(context) if context else [self.tokenizer.eos_token_id]
-        cont = self.tok_encode(continuation)
-        if not cont:
-            raise ValueError(f"continuation {continuation!r} encodes to no tokens")
-        if len(cont) > self.max_length:
-            raise ValueError(f"continuation of {len(cont)} tokens exceeds the context length {self.max_length}")
-        whole = (ctx + cont)[-(self.max_length + 1):]
-        return whole, len(cont)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
@@ -334,12 +308,6 @@ class HFCausalLM:
         return results  # type: ignore[return-value]
 
     # -- generation ------------------------------------------------------------------------
-    def generation_ids(self, request: GenerationRequest) -> list[int]:
-        """The prompt's token ids as the model sees them: left-truncated so that the budget fits
-        (the response cache keys on these, the stop strings and the budget)."""
-        keep = max(1, self.max_length - request.max_new_tokens)
-        return self.tok_encode(request.context)[-keep:]
-
     def generate_until(self, requests: Sequence[GenerationRequest],
                        progress: Progress | None = None) -> list[GenerationResult]:
         """Greedy continuations, each cut at the first of its stop strings.
@@ -374,9 +342,7 @@ class HFCausalLM:
             else:
                 outcomes = self._generate_with_transformers([encoded[i] for i in batch], budgets, checkers, pad_id)
             for i, outcome in zip(batch, outcomes, strict=True):
-                text = tok.decode(outcome.tokens)
-                for stop in until:
-                    text = text.split(stop)[0]
+                text = self.cut_at_stops(outcome.tokens, until)
                 results[i] = GenerationResult(
                     text=text, stop_reason=outcome.stop_reason, prompt_tokens=len(encoded[i]),
                     generated_tokens=len(outcome.tokens), seconds=outcome.seconds,
@@ -389,13 +355,6 @@ class HFCausalLM:
                 members = sorted(members, key=lambda i: -len(encoded[i]))
                 self._batches(members, lambda batch, until=until: run(batch, until))
         return results  # type: ignore[return-value]
-
-    @property
-    def byte_pieces(self) -> frozenset[int]:
-        """The tokenizer's byte-fallback piece ids, for the windowed stop check (looked up once)."""
-        if self._byte_pieces is None:
-            self._byte_pieces = byte_piece_ids(self.tokenizer)
-        return self._byte_pieces
 
     def _decodes_itself(self) -> bool:
         """Whether kensa's own decoding loop can drive the model: it passes position ids and a cache."""
