@@ -51,6 +51,20 @@ class ModelArgs:
     """The cap on generated tokens (the harness's default 256)."""
     device: str | None = None
     """hf-causal's per-model device; overrides ``--device`` for this model."""
+    # --backend vllm: the engine's own settings (ignored by the HF backend, refused there when set).
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    """The share of each GPU's memory this engine may take (vLLM's default 0.9)."""
+    max_model_len: int | None = None
+    enforce_eager: bool | None = None
+    """No CUDA graphs / torch.compile; default: on for CPU, off for CUDA."""
+    # Served models (--model openai://...): the client's limits and where the API key is.
+    max_concurrency: int = 8
+    timeout: float = 300.0
+    """Seconds one request may take (read timeout) before it is retried."""
+    max_retries: int = 5
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable holding the API key (never the key itself on the command line)."""
     # Set only through the alias ``torch_dtype``; kept so the echo shows what the user wrote.
     _aliases: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -72,10 +86,17 @@ REFUSED = {
     "quantized": "GPTQ checkpoints through auto-gptq are not supported; transformers loads a GPTQ or AWQ "
                  "checkpoint's own quantization_config without it (drop quantized=)",
     "gptq_use_triton": "belongs to auto-gptq's quantized=, which kensa does not support",
+    "api_key": "an API key on the command line ends up in shell history and results; put it in an environment "
+               "variable and name that with api_key_env= (default OPENAI_API_KEY)",
 }
+ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager")
+"""Keys that only the vLLM backend reads."""
+SERVED_KEYS = ("max_concurrency", "timeout", "max_retries", "api_key_env")
+"""Keys that only served models read."""
 KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
-_BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type == "bool"}
-_INT_KEYS = {"max_length", "batch_size", "max_gen_toks"}
+_BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type in ("bool", "bool | None")}
+_INT_KEYS = {"max_length", "batch_size", "max_gen_toks", "tensor_parallel_size", "max_model_len", "max_concurrency"}
+_FLOAT_KEYS = {"gpu_memory_utilization": (0.0, 1.0), "timeout": (0.0, None)}
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -95,6 +116,17 @@ def _parse_int(key: str, raw: str) -> int:
         raise OptionError("--model-args", f"{key}={raw!r}: expected {expected}") from None
     if value < 1:
         raise OptionError("--model-args", f"{key}={raw!r}: must be at least 1")
+    return value
+
+
+def _parse_float(key: str, raw: str, low: float, high: float | None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError("--model-args", f"{key}={raw!r}: expected a number") from None
+    if not (value > low and (high is None or value <= high)):
+        bound = f"in ({low:g}, {high:g}]" if high is not None else f"above {low:g}"
+        raise OptionError("--model-args", f"{key}={raw!r}: must be {bound}")
     return value
 
 
@@ -129,6 +161,10 @@ def parse_model_args(text: str | None) -> ModelArgs:
             values[key] = "auto"
         elif key in _INT_KEYS:
             values[key] = _parse_int(key, raw)
+        elif key == "max_retries":
+            values[key] = _parse_int(key, raw) if raw != "0" else 0
+        elif key in _FLOAT_KEYS:
+            values[key] = _parse_float(key, raw, *_FLOAT_KEYS[key])
         elif key == "dtype":
             if raw.lower() not in DTYPES:
                 raise OptionError("--model-args", f"dtype={raw!r}: expected one of {', '.join(sorted(DTYPES))}")
@@ -159,6 +195,8 @@ class ModelSpec:
     source: str
     """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
     args: ModelArgs
+    backend: str = "hf"
+    """What runs it: ``hf`` (transformers in this process), ``vllm`` (a vLLM engine) or ``openai`` (a server)."""
 
     @property
     def slug(self) -> str:

@@ -31,10 +31,46 @@ def _check_dir(option: str, text: str, marker: str) -> str:
     return str(path.resolve())
 
 
-def resolve_model(name: str, args: ModelArgs) -> ModelSpec:
+BACKENDS = ("hf", "vllm")
+HF_ONLY_KEYS = ("load_in_8bit", "load_in_4bit", "device_map", "use_accelerate", "max_memory_per_gpu", "max_cpu_memory",
+                "subfolder", "low_cpu_mem_usage", "batch_size")
+"""``--backend``: transformers in this process, or a vLLM engine (served models are ``openai://``)."""
+
+
+def resolve_model(name: str, args: ModelArgs, backend: str = "hf") -> ModelSpec:
     """Decide what ``name`` (or ``pretrained=``) refers to; a path that does not exist is an error."""
+    from kensa.backends.args import ENGINE_KEYS, SERVED_KEYS
+    from kensa.backends.served import is_served, parse_served
+
+    if backend not in BACKENDS:
+        raise OptionError("--backend", f"{backend!r}: expected one of {', '.join(BACKENDS)}")
     source = args.pretrained or name
     option = "--model-args pretrained" if args.pretrained else "--model"
+    if is_served(source):
+        parse_served(source)
+        if backend != "hf":
+            raise OptionError("--backend", f"{backend!r} does not apply to the served model {source!r}: the server "
+                                           "runs it")
+        _refuse_unread(args, ENGINE_KEYS, f"a served model ({source})")
+        return ModelSpec(name, "served", source, args, backend="openai")
+    _refuse_unread(args, SERVED_KEYS, "a model that is not served")
+    if backend == "hf":
+        _refuse_unread(args, ENGINE_KEYS, "the HF backend (they are --backend vllm's)")
+    else:
+        _refuse_unread(args, HF_ONLY_KEYS, "--backend vllm (the engine loads and batches the model itself)")
+    spec = _resolve_local(name, source, option, args)
+    return ModelSpec(spec.name, spec.kind, spec.source, args, backend=backend)
+
+
+def _refuse_unread(args: ModelArgs, keys: tuple[str, ...], what: str) -> None:
+    """A model argument the chosen backend would not read is an error, never silently ignored."""
+    default = ModelArgs()
+    unread = [k for k in keys if getattr(args, k) != getattr(default, k)]
+    if unread:
+        raise OptionError("--model-args", f"{', '.join(unread)} mean nothing for {what}")
+
+
+def _resolve_local(name: str, source: str, option: str, args: ModelArgs) -> ModelSpec:
     if tiny.is_tiny(source):
         spec = ModelSpec(name, "tiny", source, args)
     elif Path(os.path.expanduser(source)).is_dir() or _looks_like_path(source):
@@ -71,9 +107,17 @@ def share_cpu_threads(workers: int) -> int | None:
 def load_model(spec: ModelSpec, device: str = "auto"):
     """Load a spec into its backend. A built-in tiny model or adapter is built (or found in the
     cache) first, so the backend only ever sees directories and Hub ids."""
-    from kensa.backends.hf_causal import HFCausalLM
+    if spec.kind == "served":
+        from kensa.backends.served import ServedLM
 
+        return ServedLM.load(spec)
     source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
     peft = spec.args.peft
     adapter = (str(tiny.build_adapter(peft)) if tiny.is_tiny_adapter(peft) else os.path.expanduser(peft)) if peft else None
+    if spec.backend == "vllm":
+        from kensa.backends.vllm import VLLMLM
+
+        return VLLMLM.load(spec, device, source=source, adapter=adapter)
+    from kensa.backends.hf_causal import HFCausalLM
+
     return HFCausalLM.load(spec, device, source=source, adapter=adapter)
