@@ -19,7 +19,7 @@ from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
 
-pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots")
+pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.workers")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()

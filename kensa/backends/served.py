@@ -241,16 +241,17 @@ class ServedLM(TokenizedModel):
                               f"kensa's tokenizer {self.tok_encode(probe)[:8]}...: a tokenizer kensa cannot match "
                               "(give --model-args tokenizer= the server's own)")
         ids = list(range(PROBE_IDS_AT, PROBE_IDS_AT + 3))
-        first: ServerError | None = None
+        problems = []
         for style in ("prompt_logprobs", "echo"):
             self.scoring = style
             try:
                 self._score_one((ids, 2))
                 break
             except ServerError as exc:
-                first = first or exc
+                problems.append(f"{style}: {exc}")
         else:
-            raise first  # type: ignore[misc]
+            raise ServerError("no way to score prompt tokens on this server, so kensa refuses it for log-likelihoods; "
+                              + "; ".join(problems))
         self.info["scoring"] = self.scoring
         version = self.client.request("POST", "/completions", self._generation_body([PROBE_IDS_AT], 1, ()))
         self.info["backend_version"] = str(version.get("system_fingerprint") or "unknown")
