@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 MC = [v for t in all_tasks() if t.kind == "multiple_choice" for v in t.variants()]
 GENERATION = [t.variants()[0] for t in all_tasks() if t.kind == "generation"]
-LIMIT = 12
+LIMIT = 8
 TOLERANCE = 1e-4
 
 
@@ -128,3 +128,19 @@ def test_engine_options_are_refused_where_they_mean_nothing():
         parse_model_args("gpu_memory_utilization=1.5")
     with pytest.raises(OptionError, match="--backend.*'sglang'"):
         resolve_model("tiny", parse_model_args(None), "sglang")
+
+
+def test_backend_and_its_version_make_a_baseline_incomparable_and_change_the_cache_key(tiny_neox):
+    from kensa.gate.fingerprint import environment, incomparable
+    from kensa.run.cache import fingerprint_digest, model_fingerprint
+
+    hf = dict(tiny_neox.info)
+    vllm = dict(hf, backend="vllm", backend_version="0.32.0", batch_size="engine")
+    assert environment(hf).keys() == {"backend", "device", "dtype", "quantization", "torch", "transformers",
+                                      "batch_size"}  # an HF entry keeps its shape
+    assert incomparable(environment(hf), environment(vllm)) == ["backend hf -> vllm", "backend_version unknown -> 0.32.0"]
+    newer = dict(vllm, backend_version="0.33.1")
+    assert incomparable(environment(vllm), environment(newer)) == ["backend_version 0.32.0 -> 0.33.1"]
+    assert incomparable(environment(vllm), environment(dict(vllm, backend_version="0.32.4"))) == []
+    digests = {fingerprint_digest(model_fingerprint(i)) for i in (hf, vllm, newer)}
+    assert len(digests) == 3
