@@ -131,7 +131,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     d = rc.describe()
     def model_line(m) -> str:
         args = m.args.as_harness_string(m.name)
-        return f"{m.name} [{m.kind}]" + ("" if args == f"pretrained={m.name}" else f" ({args})")
+        kind = m.kind if m.backend in ("hf", "openai") else f"{m.kind}, backend {m.backend}"
+        return f"{m.name} [{kind}]" + ("" if args == f"pretrained={m.name}" else f" ({args})")
 
     models = ", ".join(model_line(m) for m in rc.models) or "none"
     return [

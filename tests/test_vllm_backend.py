@@ -144,3 +144,14 @@ def test_backend_and_its_version_make_a_baseline_incomparable_and_change_the_cac
     assert incomparable(environment(vllm), environment(dict(vllm, backend_version="0.32.4"))) == []
     digests = {fingerprint_digest(model_fingerprint(i)) for i in (hf, vllm, newer)}
     assert len(digests) == 3
+
+
+def test_vllms_finish_reasons_in_the_contracts_words():
+    """As vLLM reports them: a stop string, EOS (no stop reason, or a stop token id) and the budget. The tiny
+    random model almost never emits EOS, so the mapping is checked here on the reply shapes themselves."""
+    from kensa.backends.vllm import stop_reason
+
+    assert stop_reason({"finish_reason": "stop", "stop_reason": "\n"}, 2) == "stop"
+    assert stop_reason({"finish_reason": "stop", "stop_reason": None}, 2) == "eos"
+    assert stop_reason({"finish_reason": "stop", "stop_reason": 2}, 2) == "eos"
+    assert stop_reason({"finish_reason": "length", "stop_reason": None}, 2) == "length"
