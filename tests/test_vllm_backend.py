@@ -155,3 +155,19 @@ def test_vllms_finish_reasons_in_the_contracts_words():
     assert stop_reason({"finish_reason": "stop", "stop_reason": None}, 2) == "eos"
     assert stop_reason({"finish_reason": "stop", "stop_reason": 2}, 2) == "eos"
     assert stop_reason({"finish_reason": "length", "stop_reason": None}, 2) == "length"
+
+
+def test_a_lora_adapter_from_model_args_scores_as_peft_does():
+    vllm_or_skip()
+    from tests.helpers import load_tiny
+
+    requests = [("質問：日本の首都は？\n答え：", "東京"), ("あいう", "えお")]
+    lm = load_model(resolve_model("tiny", parse_model_args("peft=tiny-lora"), "vllm"), "cpu")
+    try:
+        theirs = lm.loglikelihood(requests)
+    finally:
+        lm.close()
+    peft, base = load_tiny("tiny", "peft=tiny-lora"), load_tiny("tiny")
+    for a, b, c in zip(peft.loglikelihood(requests), theirs, base.loglikelihood(requests), strict=True):
+        assert abs(a.logprob - b.logprob) <= 1e-4 * a.num_tokens
+        assert abs(c.logprob - b.logprob) > 1e-2  # the adapter was applied
