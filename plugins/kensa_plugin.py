@@ -19,7 +19,7 @@ from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
 
-pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz")
+pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz", "plugins.workers")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()
@@ -43,6 +43,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="harness-style model arguments: pretrained, revision, tokenizer, use_fast, dtype "
                          "(torch_dtype), device_map, load_in_8bit, load_in_4bit, peft, trust_remote_code, "
                          "max_length, batch_size; once for all models or once per --model")
+    group.addoption("--backend", dest="kensa_backend", default="hf", metavar="hf|vllm",
+                    help="what runs the model: hf (transformers, in each worker) or vllm (a vLLM engine in a worker "
+                         "process; needs kensa[vllm] or KENSA_VLLM_PYTHON); a served model is --model openai://...")
     group.addoption("--prompt-version", dest="kensa_prompt_version", metavar="V[,V]",
                     help="run only these prompt versions (0.1, 0.2, 0.2.1, 0.3, 0.4, 0.5, 0.6); default all")
     group.addoption("--num-fewshot", dest="kensa_num_fewshot", metavar="TASK=K,...",
@@ -102,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
                       accept_env_change=opt.kensa_accept_env_change),
-            response_cache=opt.kensa_response_cache,
+            response_cache=opt.kensa_response_cache, backend=opt.kensa_backend,
             qa_model=opt.kensa_qa_model, qa_model_args=opt.kensa_qa_model_args,
         )
     except KensaError as exc:
@@ -134,7 +137,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     d = rc.describe()
     def model_line(m) -> str:
         args = m.args.as_harness_string(m.name)
-        return f"{m.name} [{m.kind}]" + ("" if args == f"pretrained={m.name}" else f" ({args})")
+        kind = m.kind if m.backend in ("hf", "openai") else f"{m.kind}, backend {m.backend}"
+        return f"{m.name} [{kind}]" + ("" if args == f"pretrained={m.name}" else f" ({args})")
 
     models = ", ".join(model_line(m) for m in rc.models) or "none"
     return [

@@ -23,6 +23,7 @@ import pytest
 from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from kensa.cli.workers import strip_group
 from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
 
 ACTIVE_SLUGS: set[str] = set()
@@ -123,7 +124,7 @@ class ChangedSnapshots:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" or not report.failed:
             return
-        match = re.search(r"::(test_prompt|test_tokenizer)\[(.+)\]$", report.nodeid)
+        match = re.search(r"::(test_prompt|test_tokenizer)\[(.+)\]$", strip_group(report.nodeid))
         if match and "snapshot" in report.keywords:
             self.changed.setdefault(_WHAT[match.group(1)], []).append(match.group(2))
 

@@ -57,7 +57,7 @@ def test_batched_generation_equals_one_at_a_time_and_says_why_it_stopped(t5):
 
 @pytest.mark.parametrize("args, message", [
     ("num_beams=0", "num_beams='0': must be at least 1"),
-    ("repetition_penalty=-1", "repetition_penalty='-1': must be a finite number above 0"),
+    ("repetition_penalty=-1", "repetition_penalty='-1': must be above 0"),
     ("no_repeat_ngram_size=x", "no_repeat_ngram_size='x': expected an integer"),
     ("bad_words=山梨||山梨県", "entry 2 is empty"),
     ("bad_words=山梨|山梨", "given twice"),

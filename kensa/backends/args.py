@@ -58,6 +58,20 @@ class ModelArgs:
     no_repeat_ngram_size: int = 0
     bad_words: tuple[str, ...] = ()
     """Words the output must not contain, given as ``bad_words=山梨|山梨県`` (``|`` between words)."""
+    # --backend vllm: the engine's own settings (ignored by the HF backend, refused there when set).
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    """The share of each GPU's memory this engine may take (vLLM's default 0.9)."""
+    max_model_len: int | None = None
+    enforce_eager: bool | None = None
+    """No CUDA graphs / torch.compile; default: on for CPU, off for CUDA."""
+    # Served models (--model openai://...): the client's limits and where the API key is.
+    max_concurrency: int = 8
+    timeout: float = 300.0
+    """Seconds one request may take (read timeout) before it is retried."""
+    max_retries: int = 5
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable holding the API key (never the key itself on the command line)."""
     # Set only through the alias ``torch_dtype``; kept so the echo shows what the user wrote.
     _aliases: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
@@ -81,10 +95,18 @@ REFUSED = {
     "quantized": "GPTQ checkpoints through auto-gptq are not supported; transformers loads a GPTQ or AWQ "
                  "checkpoint's own quantization_config without it (drop quantized=)",
     "gptq_use_triton": "belongs to auto-gptq's quantized=, which kensa does not support",
+    "api_key": "an API key on the command line ends up in shell history and results; put it in an environment "
+               "variable and name that with api_key_env= (default OPENAI_API_KEY)",
 }
+ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager")
+"""Keys that only the vLLM backend reads."""
+SERVED_KEYS = ("max_concurrency", "timeout", "max_retries", "api_key_env")
+"""Keys that only served models read."""
 KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
-_BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type == "bool"}
-_INT_KEYS = {"max_length", "batch_size", "max_gen_toks", "num_beams"}
+_BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type in ("bool", "bool | None")}
+_INT_KEYS = {"max_length", "batch_size", "max_gen_toks", "num_beams", "tensor_parallel_size", "max_model_len",
+             "max_concurrency"}
+_FLOAT_KEYS = {"gpu_memory_utilization": (0.0, 1.0), "timeout": (0.0, None), "repetition_penalty": (0.0, None)}
 BAD_WORDS_SEP = "|"
 """Between the words of ``bad_words=`` (a comma already separates model arguments)."""
 
@@ -101,14 +123,6 @@ def parse_bad_words(option: str, raw: str, sep: str = BAD_WORDS_SEP) -> tuple[st
     return tuple(words)
 
 
-def _parse_float(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise OptionError("--model-args", f"{key}={raw!r}: expected a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise OptionError("--model-args", f"{key}={raw!r}: must be a finite number above 0")
-    return value
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -128,6 +142,17 @@ def _parse_int(key: str, raw: str) -> int:
         raise OptionError("--model-args", f"{key}={raw!r}: expected {expected}") from None
     if value < 1:
         raise OptionError("--model-args", f"{key}={raw!r}: must be at least 1")
+    return value
+
+
+def _parse_float(key: str, raw: str, low: float, high: float | None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError("--model-args", f"{key}={raw!r}: expected a number") from None
+    if not (value > low and math.isfinite(value) and (high is None or value <= high)):
+        bound = f"in ({low:g}, {high:g}]" if high is not None else f"above {low:g}"
+        raise OptionError("--model-args", f"{key}={raw!r}: must be {bound}")
     return value
 
 
@@ -164,10 +189,12 @@ def parse_model_args(text: str | None) -> ModelArgs:
             values[key] = _parse_int(key, raw)
         elif key == "no_repeat_ngram_size":
             values[key] = 0 if raw == "0" else _parse_int(key, raw)
-        elif key == "repetition_penalty":
-            values[key] = _parse_float(key, raw)
         elif key == "bad_words":
             values[key] = parse_bad_words("--model-args bad_words", raw)
+        elif key == "max_retries":
+            values[key] = _parse_int(key, raw) if raw != "0" else 0
+        elif key in _FLOAT_KEYS:
+            values[key] = _parse_float(key, raw, *_FLOAT_KEYS[key])
         elif key == "dtype":
             if raw.lower() not in DTYPES:
                 raise OptionError("--model-args", f"dtype={raw!r}: expected one of {', '.join(sorted(DTYPES))}")
@@ -198,6 +225,8 @@ class ModelSpec:
     source: str
     """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
     args: ModelArgs
+    backend: str = "hf"
+    """What runs it: ``hf`` (transformers in this process), ``vllm`` (a vLLM engine) or ``openai`` (a server)."""
 
     @property
     def slug(self) -> str:

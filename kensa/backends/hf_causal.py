@@ -35,7 +35,8 @@ from kensa.backends.hf_common import (  # noqa: F401 (pick_device, is_out_of_mem
     tokenizer_source,
 )
 from kensa.backends.identity import BACKEND
-from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
+from kensa.backends.stopping import StopChecker, first_stop
+from kensa.backends.tokenized import TokenizedModel
 from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, OptionError
 
@@ -43,7 +44,7 @@ SEQ2SEQ_ONLY = ("num_beams", "repetition_penalty", "no_repeat_ngram_size", "bad_
 """Decoding settings only the seq2seq backend honours; a causal model refuses them rather than ignore them."""
 
 
-class HFCausalLM(Batching):
+class HFCausalLM(TokenizedModel, Batching):
     """One loaded model and tokenizer. Free it with :meth:`close` before loading the next."""
 
     kind = "causal"
@@ -105,33 +106,6 @@ class HFCausalLM(Batching):
     @property
     def input_device(self):
         return self.model.get_input_embeddings().weight.device
-
-    def tok_encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def tok_decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def tokenize(self, text: str) -> list[str]:
-        """The tokenizer's pieces (XL-Sum's published ROUGE-2 is computed on these)."""
-        return self.tokenizer.tokenize(text)
-
-    @property
-    def max_gen_toks(self) -> int:
-        """The generation budget of a request that names none (``max_gen_toks=``, default 256)."""
-        return self.spec.args.max_gen_toks
-
-    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]:
-        """(input ids, number of continuation tokens), left-truncated to the context length: exactly
-        what a log-likelihood request scores (the response cache keys on it)."""
-        ctx = self.tok_encode(context) if context else [self.tokenizer.eos_token_id]
-        cont = self.tok_encode(continuation)
-        if not cont:
-            raise ValueError(f"continuation {continuation!r} encodes to no tokens")
-        if len(cont) > self.max_length:
-            raise ValueError(f"continuation of {len(cont)} tokens exceeds the context length {self.max_length}")
-        whole = (ctx + cont)[-(self.max_length + 1):]
-        return whole, len(cont)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
@@ -266,12 +240,6 @@ class HFCausalLM(Batching):
             results[i] = LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=n, seconds=share)
 
     # -- generation ------------------------------------------------------------------------
-    def generation_ids(self, request: GenerationRequest) -> list[int]:
-        """The prompt's token ids as the model sees them: left-truncated so that the budget fits
-        (the response cache keys on these, the stop strings and the budget)."""
-        keep = max(1, self.max_length - request.max_new_tokens)
-        return self.tok_encode(request.context)[-keep:]
-
     def generate_until(self, requests: Sequence[GenerationRequest],
                        progress: Progress | None = None) -> list[GenerationResult]:
         """Greedy continuations, each cut at the first of its stop strings.
@@ -306,9 +274,7 @@ class HFCausalLM(Batching):
             else:
                 outcomes = self._generate_with_transformers([encoded[i] for i in batch], budgets, checkers, pad_id)
             for i, outcome in zip(batch, outcomes, strict=True):
-                text = tok.decode(outcome.tokens)
-                for stop in until:
-                    text = text.split(stop)[0]
+                text = self.cut_at_stops(outcome.tokens, until)
                 results[i] = GenerationResult(
                     text=text, stop_reason=outcome.stop_reason, prompt_tokens=len(encoded[i]),
                     generated_tokens=len(outcome.tokens), seconds=outcome.seconds,
@@ -321,13 +287,6 @@ class HFCausalLM(Batching):
                 members = sorted(members, key=lambda i: -len(encoded[i]))
                 self._batches(members, lambda batch, until=until: run(batch, until))
         return results  # type: ignore[return-value]
-
-    @property
-    def byte_pieces(self) -> frozenset[int]:
-        """The tokenizer's byte-fallback piece ids, for the windowed stop check (looked up once)."""
-        if self._byte_pieces is None:
-            self._byte_pieces = byte_piece_ids(self.tokenizer)
-        return self._byte_pieces
 
     def _decodes_itself(self) -> bool:
         """Whether kensa's own decoding loop can drive the model: it passes position ids and a cache."""

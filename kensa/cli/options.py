@@ -78,7 +78,7 @@ class RunConfig:
         }
 
 
-def parse_models(models: Sequence[str], model_args: Sequence[str]) -> tuple[ModelSpec, ...]:
+def parse_models(models: Sequence[str], model_args: Sequence[str], backend: str = "hf") -> tuple[ModelSpec, ...]:
     """``--model`` may repeat; ``--model-args`` is given once for all or once per model."""
     if model_args and not models:
         raise OptionError("--model-args", "given without --model")
@@ -88,7 +88,7 @@ def parse_models(models: Sequence[str], model_args: Sequence[str]) -> tuple[Mode
     args_list = [parse_model_args(a) for a in model_args] or [parse_model_args(None)]
     if len(args_list) == 1:
         args_list = args_list * len(models)
-    specs = [resolve_model(m, a) for m, a in zip(models, args_list, strict=True)]
+    specs = [resolve_model(m, a, backend) for m, a in zip(models, args_list, strict=True)]
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.slug in seen:
@@ -263,9 +263,9 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
                      data_from_hub: bool, results_dir: str, tasks: Sequence[Any],
                      gate: dict[str, Any] | None = None, fewshot_pool: str | None = None,
                      response_cache: str | None = None, qa_model: str | None = None,
-                     qa_model_args: str | None = None) -> RunConfig:
+                     qa_model_args: str | None = None, backend: str = "hf") -> RunConfig:
     versions = sorted({v for t in tasks for v in t.versions()}, key=lambda v: [int(p) for p in v.split(".")])
-    specs = parse_models(models, model_args)
+    specs = parse_models(models, model_args, backend)
     gate = gate or {}
     return RunConfig(
         models=specs,

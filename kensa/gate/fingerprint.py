@@ -16,6 +16,9 @@ from kensa.backends.identity import BACKEND, minor
 
 # The fields whose difference makes two runs incomparable; versions are compared at minor level.
 COMPARED = ("backend", "device", "dtype", "quantization", "torch", "transformers", "decoding")
+# Recorded only by the backends that have them (vLLM's version, a server's model): compared whenever
+# either side has one, so an HF baseline's entries keep their shape.
+OPTIONAL = ("backend_version", "served_model")
 
 
 def environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -36,15 +39,17 @@ def environment(info: Mapping[str, Any]) -> dict[str, str]:
         # Seq2seq decoding settings (beams, penalties, bad words); absent for causal models, as in older baselines.
         **({"decoding": json.dumps(info["decoding"], sort_keys=True, ensure_ascii=False)}
            if info.get("decoding") else {}),
+        **{key: str(info[key]) for key in OPTIONAL if info.get(key)},
     }
 
 
 def incomparable(baseline: Mapping[str, str], run: Mapping[str, str]) -> list[str]:
     """Human-readable differences that make a run incomparable with a baseline (empty: comparable)."""
     out = []
-    for key in COMPARED:
+    optional = [k for k in OPTIONAL if k in baseline or k in run]
+    for key in (*COMPARED, *optional):
         a, b = str(baseline.get(key, "unknown")), str(run.get(key, "unknown"))
-        if key in ("torch", "transformers"):
+        if key in ("torch", "transformers", "backend_version"):
             if minor(a) != minor(b):
                 out.append(f"{key} {a} -> {b}")
         elif a != b:

@@ -31,10 +31,46 @@ def _check_dir(option: str, text: str, marker: str) -> str:
     return str(path.resolve())
 
 
-def resolve_model(name: str, args: ModelArgs) -> ModelSpec:
+BACKENDS = ("hf", "vllm")
+HF_ONLY_KEYS = ("load_in_8bit", "load_in_4bit", "device_map", "use_accelerate", "max_memory_per_gpu", "max_cpu_memory",
+                "subfolder", "low_cpu_mem_usage", "batch_size")
+"""``--backend``: transformers in this process, or a vLLM engine (served models are ``openai://``)."""
+
+
+def resolve_model(name: str, args: ModelArgs, backend: str = "hf") -> ModelSpec:
     """Decide what ``name`` (or ``pretrained=``) refers to; a path that does not exist is an error."""
+    from kensa.backends.args import ENGINE_KEYS, SERVED_KEYS
+    from kensa.backends.served import is_served, parse_served
+
+    if backend not in BACKENDS:
+        raise OptionError("--backend", f"{backend!r}: expected one of {', '.join(BACKENDS)}")
     source = args.pretrained or name
     option = "--model-args pretrained" if args.pretrained else "--model"
+    if is_served(source):
+        parse_served(source)
+        if backend != "hf":
+            raise OptionError("--backend", f"{backend!r} does not apply to the served model {source!r}: the server "
+                                           "runs it")
+        _refuse_unread(args, ENGINE_KEYS, f"a served model ({source})")
+        return ModelSpec(name, "served", source, args, backend="openai")
+    _refuse_unread(args, SERVED_KEYS, "a model that is not served")
+    if backend == "hf":
+        _refuse_unread(args, ENGINE_KEYS, "the HF backend (they are --backend vllm's)")
+    else:
+        _refuse_unread(args, HF_ONLY_KEYS, "--backend vllm (the engine loads and batches the model itself)")
+    spec = _resolve_local(name, source, option, args)
+    return ModelSpec(spec.name, spec.kind, spec.source, args, backend=backend)
+
+
+def _refuse_unread(args: ModelArgs, keys: tuple[str, ...], what: str) -> None:
+    """A model argument the chosen backend would not read is an error, never silently ignored."""
+    default = ModelArgs()
+    unread = [k for k in keys if getattr(args, k) != getattr(default, k)]
+    if unread:
+        raise OptionError("--model-args", f"{', '.join(unread)} mean nothing for {what}")
+
+
+def _resolve_local(name: str, source: str, option: str, args: ModelArgs) -> ModelSpec:
     if tiny.is_tiny(source):
         spec = ModelSpec(name, "tiny", source, args)
     elif Path(os.path.expanduser(source)).is_dir() or _looks_like_path(source):
@@ -83,6 +119,8 @@ def model_kind(spec: ModelSpec) -> str | None:
 
     if spec.kind == "tiny":
         return tiny.kind_of(spec.source)
+    if spec.kind == "served":  # an OpenAI-compatible completions endpoint: text in, text out
+        return "causal"
     if spec.kind == "local":
         root = Path(spec.source)
         path = root / spec.args.subfolder / "config.json" if spec.args.subfolder else root / "config.json"
@@ -104,7 +142,12 @@ def model_kind(spec: ModelSpec) -> str | None:
 def load_model(spec: ModelSpec, device: str = "auto"):
     """Load a spec into its backend: the seq2seq backend for an encoder-decoder config
     (``is_encoder_decoder``), else the causal one. A built-in tiny model or adapter is built (or found in
-    the cache) first, so the backend only ever sees directories and Hub ids."""
+    the cache) first, so the backend only ever sees directories and Hub ids. ``--backend vllm`` runs causal
+    models in a vLLM engine; ``openai://`` models are served ones."""
+    if spec.kind == "served":
+        from kensa.backends.served import ServedLM
+
+        return ServedLM.load(spec)
     source = str(tiny.build_model(spec.source)) if spec.kind == "tiny" else spec.source
     peft = spec.args.peft
     adapter = (str(tiny.build_adapter(peft)) if tiny.is_tiny_adapter(peft) else os.path.expanduser(peft)) if peft else None
@@ -121,6 +164,15 @@ def load_model(spec: ModelSpec, device: str = "auto"):
             raise ModelLoadError(f"model {spec.name!r}: its config cannot be read: {type(exc).__name__}: {exc}") \
                 from exc
         kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    if spec.backend == "vllm":
+        if kind == "seq2seq":
+            from kensa.errors import OptionError
+
+            raise OptionError("--backend", f"vllm: model {spec.name!r} is an encoder-decoder (seq2seq) model; "
+                                           "kensa runs those on the hf backend only")
+        from kensa.backends.vllm import VLLMLM
+
+        return VLLMLM.load(spec, device, source=source, adapter=adapter)
     if kind == "seq2seq":
         from kensa.backends.hf_seq2seq import HFSeq2SeqLM
 

@@ -89,7 +89,8 @@ def model_fingerprint(info: Mapping[str, Any]) -> dict[str, str]:
     name = identity.get("name") or info.get("source") or "the model"
     # A branch or tag name ("main") moves with the repository: only a commit names fixed weights.
     commit = str(identity.get("commit") or "") or (revision if _COMMIT.match(revision) else "")
-    if not weights and not commit:
+    served = str(identity.get("served_model") or "")  # a server's URL, model id and root: all kensa can see
+    if not weights and not commit and not served:
         why = f"its revision {revision!r} is not a commit hash" if revision else "it has no revision"
         raise CacheUnavailable(f"model {name!r}: {why} and no weights hash: its weights cannot be identified")
     if info.get("peft") and not identity.get("adapter_sha256"):
@@ -112,6 +113,9 @@ def model_fingerprint(info: Mapping[str, Any]) -> dict[str, str]:
         "device": "cuda" if device.startswith("cuda") else device,
         "torch": minor(str(libs.get("torch", "unknown"))),
         "transformers": minor(str(libs.get("transformers", "unknown"))),
+        # Only where a backend records them, so that the HF backend's keys stay as they were.
+        **({"backend_version": minor(str(info["backend_version"]))} if info.get("backend_version") else {}),
+        **({"served_model": served} if served else {}),
     }
 
 

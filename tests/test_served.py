@@ -1,0 +1,255 @@
+"""Served models (``--model openai://HOST:PORT/v1#NAME``) against real servers on 127.0.0.1.
+
+* A small stdlib HTTP server scripted per test checks the client: retries on 503 and a dropped connection,
+  none on 400, at most ``max_concurrency`` requests in flight, a timeout per request, and the refusal of a
+  server that echoes but scores only generated tokens (llama.cpp's #27174 shape).
+* vLLM's own OpenAI server on the CPU build, with the tiny model, started by a module fixture: scores equal
+  the HF backend's, greedy outputs are identical, and a server killed mid-run is retried, given up on with a
+  clear error, and the rerun resumes from the response cache. Skips only where vLLM is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from kensa.backends.args import parse_model_args
+from kensa.backends.contract import GenerationRequest
+from kensa.backends.served import Client, ServedLM, ServerError, echo_rows, parse_served, prompt_logprob_rows
+from kensa.errors import ModelLoadError, OptionError
+from kensa.gate.fingerprint import environment, incomparable
+from kensa.models import load_model, resolve_model, tiny
+from kensa.run.cache import CachedLM, ResponseCache
+
+pytest.importorskip("httpx")
+
+
+def test_the_model_spelling():
+    assert parse_served("openai://127.0.0.1:8000/v1#tiny") == parse_served("openai://127.0.0.1:8000/v1/#tiny")
+    assert parse_served("openai+https://h.example/api/v2#m").base_url == "https://h.example/api/v2"
+    assert parse_served("openai://h:1").model is None
+    with pytest.raises(OptionError, match="openai://HOST:PORT/v1#NAME"):
+        parse_served("openai://")
+    spec = resolve_model("openai://127.0.0.1:8000/v1#tiny", parse_model_args("max_concurrency=2"))
+    assert (spec.kind, spec.backend) == ("served", "openai")
+    with pytest.raises(OptionError, match="api_key=.*environment variable"):
+        parse_model_args("api_key=sk-123")
+    with pytest.raises(OptionError, match="does not apply to the served model"):
+        resolve_model("openai://127.0.0.1:8000/v1#tiny", parse_model_args(None), "vllm")
+
+
+# -- a scripted server --------------------------------------------------------------------------
+
+class Script:
+    """What the scripted server answers: ``replies`` are consumed in order ((status, body) or "drop")."""
+
+    def __init__(self, replies=(), delay=0.0):
+        self.replies = list(replies)
+        self.delay = delay
+        self.seen: list[dict] = []
+        self.in_flight = self.peak = 0
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def scripted():
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, body):
+            with script.lock:
+                script.in_flight += 1
+                script.peak = max(script.peak, script.in_flight)
+                script.seen.append({"path": self.path, "body": body})
+                reply = script.replies.pop(0) if script.replies else (200, {"choices": [{"text": "x"}]})
+            time.sleep(script.delay)
+            with script.lock:
+                script.in_flight -= 1
+            if reply == "drop":
+                self.connection.close()  # no response at all: a crashed server, seen from the client
+                return
+            status, payload = reply(body) if callable(reply) else reply
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._answer(None)
+
+        def do_POST(self):
+            self._answer(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield script
+    server.shutdown()
+    server.server_close()
+
+
+def client(url, **kw):
+    args = dict(api_key="k", max_concurrency=8, timeout=5.0, max_retries=3) | kw
+    return Client(url, **args)
+
+
+def test_retries_on_503_and_dropped_connections_never_on_400(scripted, monkeypatch):
+    monkeypatch.setattr("kensa.backends.served.BACKOFF_S", (0.01, 0.05))
+    scripted.replies = [(503, {"error": {"message": "busy"}}), "drop", (200, {"ok": 1})]
+    c = client(scripted.url)
+    assert c.request("POST", "/completions", {"a": 1}) == {"ok": 1}
+    assert c.retries == 2 and len(scripted.seen) == 3
+    scripted.replies = [(400, {"error": {"message": "max_tokens must be at least 1"}}), (200, {"ok": 1})]
+    with pytest.raises(ServerError, match=r"/v1/completions: HTTP 400: max_tokens must be at least 1"):
+        c.request("POST", "/completions", {})
+    assert len(scripted.seen) == 4  # the 400 was not retried
+    scripted.replies = [(503, {})] * 4
+    with pytest.raises(ServerError, match="gave up after 4 attempts; last: HTTP 503"):
+        c.request("POST", "/completions", {})
+
+
+def test_at_most_max_concurrency_in_flight_and_a_timeout_per_request(scripted):
+    scripted.delay = 0.2
+    c = client(scripted.url, max_concurrency=3)
+    assert len(c.map(lambda i: c.request("POST", "/completions", {"i": i}), list(range(12)))) == 12
+    assert scripted.peak == 3 and c.peak_in_flight <= 3
+    slow = client(scripted.url, timeout=0.05, max_retries=0)
+    with pytest.raises(ServerError, match="ReadTimeout"):
+        slow.request("POST", "/completions", {})
+
+
+def test_the_api_key_comes_from_the_named_environment_variable(scripted, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "secret-1")
+    spec = resolve_model(f"openai://{scripted.url.removeprefix('http://')}#m", parse_model_args("api_key_env=MY_KEY"))
+    scripted.replies = [(401, {"error": {"message": "no"}})]
+    with pytest.raises(ModelLoadError, match="HTTP 401"):
+        ServedLM.load(spec)
+    assert scripted.seen[0]["path"] == "/v1/models"
+
+
+def llama_cpp_like(body):
+    """Echoes, but log-probabilities only for the generated token (llama.cpp server, #27174)."""
+    if body and "prompt_logprobs" in body:
+        return 200, {"choices": [{"text": "x", "logprobs": None}]}
+    return 200, {"choices": [{"text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": [-1.5],
+                                                        "top_logprobs": [{"x": -1.5}]}}]}
+
+
+def test_a_server_that_scores_only_generated_tokens_is_refused(scripted, tiny_neox):
+    root = str(tiny.build_model("tiny"))
+    scripted.replies = [(200, {"data": [{"id": "m", "root": root}]}), (404, {}), llama_cpp_like, llama_cpp_like]
+    spec = resolve_model(f"openai://{scripted.url.removeprefix('http://')}#m", parse_model_args(None))
+    with pytest.raises(ModelLoadError) as err:
+        ServedLM.load(spec)
+    message = str(err.value)
+    assert scripted.url in message and "choices[0].prompt_logprobs is missing" in message
+    assert "choices[0].logprobs.token_logprobs has 1 entries for a prompt of 3 tokens" in message
+    assert "only for generated tokens" in message
+
+
+def test_shape_checks_name_the_field():
+    ids = [4, 5, 6]
+    with pytest.raises(ServerError, match=r"token_logprobs has 1 entries for a prompt of 3 tokens.*chance"):
+        echo_rows({"logprobs": {"token_logprobs": [-1.0]}}, ids, "srv")
+    with pytest.raises(ServerError, match=r"tokens does not echo the prompt's token ids"):
+        echo_rows({"logprobs": {"token_logprobs": [None, -1.0, -2.0, -3.0],
+                                "tokens": ["token_id:4", "token_id:9", "token_id:6", "x"]}}, ids, "srv")
+    good = {"logprobs": {"token_logprobs": [None, -1.0, -2.0, -3.0], "tokens": [f"token_id:{i}" for i in [*ids, 7]],
+                         "top_logprobs": [None, {"a": -1.0}, {"b": -0.5}, {"c": -3.0}]}}
+    assert echo_rows(good, ids, "srv") == ([-1.0, -2.0], [True, False])
+    with pytest.raises(ServerError, match=r"prompt_logprobs\[2\] has no entry for the prompt's token 6"):
+        prompt_logprob_rows({"prompt_logprobs": [None, {"5": {"logprob": -1, "rank": 1}}, {"7": {"logprob": -1}}]},
+                            ids, "srv")
+
+
+# -- vLLM's OpenAI server -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    from kensa.backends.vllm import vllm_python
+    from kensa.backends.vllm_server import LocalServer
+
+    try:
+        vllm_python()
+    except ModelLoadError as exc:
+        pytest.skip(f"vLLM is not installed here: {exc}")
+    server = LocalServer(str(tiny.build_model("tiny")), log=tmp_path_factory.mktemp("vllm") / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def served(server, args: str = ""):
+    return load_model(resolve_model(server.url, parse_model_args(args or None)), "cpu")
+
+
+def test_served_scores_equal_the_hf_backends(vllm_server, tiny_neox):
+    from kensa.data import DataSource
+    from kensa.tasks import get_task
+    from kensa.tasks.render import prepare
+
+    lm = served(vllm_server)
+    assert lm.info["scoring"] == "prompt_logprobs" and lm.info["backend_version"].startswith("vllm-0.32")
+    variant = get_task("jcommonsenseqa", "1.1").variants()[0]
+    eval_split, pool = variant.task.load(DataSource.fixtures())
+    requests = [(d.prompt, c) for d in prepare(variant, eval_split, pool, 3, 8) for c in d.continuations]
+    for ours, theirs in zip(tiny_neox.loglikelihood(requests), lm.loglikelihood(requests), strict=True):
+        assert abs(ours.logprob - theirs.logprob) <= 1e-4 * ours.num_tokens
+        assert ours.is_greedy == theirs.is_greedy
+    generations = [GenerationRequest("質問：日本の首都は？\n答え：", ("\n",), 16), GenerationRequest("東京", ("。",), 6)]
+    assert [(g.text, g.stop_reason, g.generated_tokens) for g in lm.generate_until(generations)] == \
+        [(g.text, g.stop_reason, g.generated_tokens) for g in tiny_neox.generate_until(generations)]
+    # a served baseline is never silently compared with an HF run
+    assert "backend hf -> openai" in incomparable(environment(tiny_neox.info), environment(lm.info))
+    lm.close()
+
+
+def test_a_server_killed_mid_run_is_retried_then_the_run_resumes_from_the_cache(vllm_server, tiny_neox, tmp_path,
+                                                                                monkeypatch):
+    from kensa.backends.vllm_server import LocalServer
+
+    monkeypatch.setattr("kensa.backends.served.BACKOFF_S", (0.05, 0.2))
+    requests = [(f"質問{i}：答えは？\n答え：", choice) for i in range(12) for choice in ("東京", "大阪")]
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    lm = CachedLM(served(vllm_server, "max_retries=2,max_concurrency=2"), cache, chunk_size=8)
+    real = lm.inner.loglikelihood
+    chunks = []
+
+    def dies_after_first_chunk(reqs, progress=None):
+        if chunks:
+            vllm_server.kill()  # the server crashes between two chunks
+        chunks.append(len(reqs))
+        return real(reqs, progress)
+
+    monkeypatch.setattr(lm.inner, "loglikelihood", dies_after_first_chunk)
+    with pytest.raises(ServerError, match=r"gave up after 3 attempts; last: (ConnectError|RemoteProtocolError)"):
+        lm.loglikelihood(requests)
+    assert lm.inner.client.retries >= 2 and lm.computed == 8
+    lm.inner.close()
+
+    restarted = LocalServer(vllm_server.model, port=vllm_server.port, log=vllm_server.log).start()
+    vllm_server.proc = restarted.proc  # the module fixture stops it
+    again = CachedLM(served(vllm_server), cache, chunk_size=8)
+    results = again.loglikelihood(requests)
+    assert (again.from_cache, again.computed) == (8, 16)
+    for ours, theirs in zip(tiny_neox.loglikelihood(requests), results, strict=True):
+        assert abs(ours.logprob - theirs.logprob) <= 1e-4 * ours.num_tokens
+    again.inner.close()
+    cache.close()
+
+
+def test_the_server_fixture_binds_loopback_only(vllm_server):
+    assert "127.0.0.1" in vllm_server.url
+    log = Path(vllm_server.log).read_text(errors="replace")
+    assert "0.0.0.0" not in log
