@@ -60,6 +60,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         harness_results,
         pairwise_rows,
         write_results,
+        write_summary,
     )
 
     session = config.stash[SESSION_KEY]
@@ -90,8 +91,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
                               run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model])
         written.append(write_results(rc.results_dir / slug / "results.json", doc))
-    rc.results_dir.mkdir(parents=True, exist_ok=True)
-    (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, average_lines + notes, pairs), encoding="utf-8")
+    write_summary(rc.results_dir / "summary.md", gate_markdown(rows, headline, average_lines + notes, pairs))
 
     tr = terminalreporter
     tr.section("kensa scores")

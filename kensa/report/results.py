@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kensa import __version__
+from kensa.paths import write_atomic
 
 
 def _clean(value: Any) -> Any:
@@ -30,13 +31,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_samples(path: Path, samples: Iterable[Mapping[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for s in samples:
-            f.write(json.dumps(_clean(dict(s)), ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "".join(json.dumps(_clean(dict(s)), ensure_ascii=False) + "\n" for s in samples))
 
 
 def _version_number(version: str) -> float | str:
@@ -80,9 +75,11 @@ def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_summary(path: Path, markdown: str) -> Path:
+    return write_atomic(path, markdown)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
