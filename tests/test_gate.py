@@ -219,6 +219,7 @@ def test_another_environment_is_incomparable(tmp_path, key, value, said):
     assert got == entry
     assert {r.status for r in rows} == {"incomparable"}
     assert said in rows[0].message and "--accept-env-change" in rows[0].message and f"`{HINT}`" in rows[0].message
+    assert "`python -m kensa doctor`" in rows[0].message
 
     # --accept-env-change: the precheck passes and every compared row says what changed.
     s = GateSettings(accept_env_change=True)

@@ -221,7 +221,8 @@ def precheck(store: BaselineStore, run: RunRecord, settings: GateSettings) -> tu
     if changed and not settings.accept_env_change:
         return entry, _rows(run, "incomparable", f"{th.path} entry {run.task_id} was measured in another environment "
                                                  f"({'; '.join(changed)}); re-baseline with `{hint}`, or compare "
-                                                 "anyway with --accept-env-change")
+                                                 "anyway with --accept-env-change (`python -m kensa doctor` "
+                                                 "lists what differs for every baseline)")
     return entry, []
 
 
