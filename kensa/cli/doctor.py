@@ -10,11 +10,12 @@ of a run depend on its ``--model-args``, so they are listed as recorded, not gue
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from kensa.gate.fingerprint import incomparable
 from kensa.paths import REPO_ROOT
