@@ -116,8 +116,8 @@ def test_a_model_without_a_snapshot_is_told_to_take_one_not_that_its_tokenizer_c
     result = pytester.runpytest(*args)  # in this process: the tiny model loads once
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*no snapshot yet for the tokenizer of tiny (test_tokenizer[[]tiny[]].tokens.txt): run with "
-        "--snapshot-update and commit it*",
+        ("*no snapshot yet for the tokenizer of tiny (test_tokenizer[[]tiny[]].tokens.txt): run with "
+         "--snapshot-update and commit it*"),
         "*kensa: no snapshot yet (1): tiny: run with --snapshot-update and commit the new files*",
     ])
     assert "tokenizer changed" not in result.stdout.str()
