@@ -193,6 +193,7 @@ class GateSession:
                     self.notes.append(f"kensa gate: Holm's step-down over the whole session failed {', '.join(late)} "
                                       "although the test passed on its own (it could only apply the first step; "
                                       "see thresholds/README.md): the session fails")
+                self._history()
         except KensaError as exc:
             self.notes.append(f"kensa: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -200,6 +201,19 @@ class GateSession:
         if must_fail and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._junit_properties()
+
+    def _history(self) -> None:
+        """Rows for thresholds lowered by hand since the git base (kensa.gate.history)."""
+        from kensa.gate.history import hand_lowered_rows
+
+        used: dict[str, list[str]] = {}
+        for s in self.summaries:
+            used.setdefault(s["baseline"], [])
+            if s["model"] not in used[s["baseline"]]:
+                used[s["baseline"]].append(s["model"])
+        rows, notes = hand_lowered_rows(_store(self.config), used, self.config.stash[CONFIG_KEY].gate.base)
+        self.rows += rows
+        self.notes += notes
 
     def _update(self) -> None:
         from kensa.gate.thresholds import Thresholds

@@ -78,6 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
                     help="compare against a baseline measured with another backend, dtype, device or "
                          "torch/transformers minor version instead of failing as incomparable")
+    group.addoption("--thresholds-base", dest="kensa_thresholds_base", default="auto", metavar="REF|auto|none",
+                    help="flag thresholds lowered by hand since this git ref (default auto: the merge base with "
+                         "the default branch; none: no check)")
     group.addoption("--response-cache", dest="kensa_response_cache", metavar="PATH|off",
                     help="the on-disk cache of model responses: a rerun scores only new requests and a killed "
                          "run resumes (default: $KENSA_RESPONSE_CACHE, else <cache dir>/responses.sqlite, the "
@@ -96,7 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
             results_dir=opt.kensa_results_dir, tasks=all_tasks(), fewshot_pool=opt.kensa_fewshot_pool,
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
-                      accept_env_change=opt.kensa_accept_env_change),
+                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base),
             response_cache=opt.kensa_response_cache,
         )
     except KensaError as exc:

@@ -57,7 +57,9 @@ EPS = 1e-9
 """Slack, relative to the metric's scale, when comparing a drop with a limit: 0.70 - 0.65 is
 0.04999999999999993 in floating point, and a 5-point drop must meet a 5-point limit."""
 
-FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error")
+HAND_LOWERED = "lowered outside --thresholds-update"
+"""A threshold that went down since the git base without the update flow (:mod:`kensa.gate.history`)."""
+FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error", HAND_LOWERED)
 
 
 @dataclass(frozen=True)
