@@ -127,7 +127,11 @@ class TestGate:
             worse = flips(items, run.samples, record.gated)
             path = self.rc.results_dir / self.lm.spec.slug / f"flips_{record.task_id}.jsonl"
             if worse:
-                write_samples(path, worse)
+                try:
+                    write_samples(path, worse)
+                except KensaError as exc:
+                    self._send(rows)
+                    pytest.fail(f"kensa gate: {exc}", pytrace=False)
                 for r in rows:
                     r.details["flip_report"] = str(path)
             elif path.exists():

@@ -232,7 +232,10 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],
                                     "from_cache": getattr(lm, "from_cache", 0) - before[1]}
         out_dir = kensa_config.results_dir / lm.spec.slug
-        write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
+        try:
+            write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
+        except KensaError as exc:  # a full disk: say so, keep the old file, fail this test
+            pytest.fail(f"kensa: {exc}", pytrace=False)
         from kensa.gate.fingerprint import environment
 
         summary = result.summary(gated=variant.task.metrics)

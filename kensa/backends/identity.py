@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kensa.errors import WriteError
 from kensa.paths import cache_root, write_atomic
 
 BACKEND = "hf"
@@ -68,7 +69,7 @@ def files_sha256(paths: Iterable[Path]) -> str | None:
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode() + b"\0" + file_sha256(p, cache).encode() + b"\n")
-    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a re-hash
+    with contextlib.suppress(WriteError):  # a cache that cannot be written only costs a re-hash
         write_atomic(cache_path, json.dumps(cache))  # concurrent workers never read half a file
     return h.hexdigest()
 
