@@ -162,12 +162,15 @@ class GateSession:
         self.changes: list[Any] = []
         self.written: list[str] = []
         self.notes: list[str] = []
+        self.lost: list[str] = []  # tests whose worker died under them (xdist reports them with when="???")
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # On the controller this sees every worker's reports, with their user_properties.
         if hasattr(self.config, "workerinput"):
             return  # a worker forwards its reports untouched
+        if report.when == "???" and report.failed:  # pytest-xdist's report for a test whose worker crashed
+            self.lost.append(report.nodeid)
         for name, value in report.user_properties:
             if name == GATE_PROPERTY and report.when in ("setup", "call"):
                 self.rows += [Check.from_dict(r) for r in value]
@@ -190,7 +193,9 @@ class GateSession:
             if gate.update:
                 self._update()
             elif gate.enabled:
-                self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha)
+                family = max((s.get("family_size", 0) for s in self.summaries), default=0)
+                self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
+                                     family)
                 late = sorted({f"{r.model} {r.task_id}" for r in self.rows
                                if r.failed and (r.model, r.task_id) not in self.failed_tests})
                 if late:
@@ -201,7 +206,10 @@ class GateSession:
         except KensaError as exc:
             self.notes.append(f"kensa: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        must_fail = (gate.update and self.summaries) or any(r.failed for r in self.rows)
+        if self.lost:
+            self.notes.append(f"kensa: {len(self.lost)} test(s) lost when their worker died: "
+                              f"{', '.join(self.lost)}; no result was written for them and the session fails")
+        must_fail = (gate.update and self.summaries) or any(r.failed for r in self.rows) or self.lost
         if must_fail and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._junit_properties()

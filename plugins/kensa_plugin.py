@@ -242,7 +242,7 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
                        model_args=lm.spec.args.as_harness_string(lm.spec.source),
                        baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
-                       identity=lm.info.get("identity", {}))
+                       identity=lm.info.get("identity", {}), family_size=request.config.stash.get(FAMILY_KEY, 0))
         request.node.user_properties.append((SUMMARY_PROPERTY, summary))
         return result
 

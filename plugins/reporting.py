@@ -78,7 +78,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         seen = {(r.model, r.task_id) for r in rows}
         rows += _ungated_rows([s for s in gate_session.summaries if (s["model"], s["task_id"]) not in seen],
                               "not compared (test failed)")
-    headline = gate_headline(rows, gate)
+    partial = None
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
+        reason = ("interrupted (Ctrl-C)" if session.exitstatus == pytest.ExitCode.INTERRUPTED
+                  else "stopped early (-x or --maxfail)")
+        partial = {"reason": reason, "scored_tests": len(gate_session.summaries),
+                   "collected_tests": session.testscollected}
+    headline = gate_headline(rows, gate, partial)
     pairs, pair_notes = _pairwise(gate_session.summaries, [m.name for m in rc.models])
     notes = gate_session.notes + pair_notes
     average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in gate_session.summaries)
@@ -92,7 +98,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             runs.sort(key=lambda r: r["task_id"])
             model = runs[0]["model"]
             doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
-                                  run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model])
+                                  run_config=rc.describe(), gate=[r.to_dict() for r in rows if r.model == model],
+                                  partial=partial)
             written.append(write_results(rc.results_dir / slug / "results.json", doc))
         written.append(write_summary(rc.results_dir / "summary.md",
                                      gate_markdown(rows, headline, average_lines + notes, pairs)))

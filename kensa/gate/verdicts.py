@@ -370,12 +370,15 @@ def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
     return out
 
 
-def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
-    """Holm over every compared row of the session, then each row's final status."""
+def finalize(checks: Sequence[Check], alpha: float, family_size: int = 0) -> list[Check]:
+    """Holm over every compared row of the session, then each row's final status. ``family_size`` is the
+    number of metrics the session set out to gate: when tests were lost (a worker died), the missing
+    comparisons count as p = 1, so the family is never silently smaller than planned."""
     compared = [i for i, c in enumerate(checks) if c.p is not None]
     if not compared:  # nothing to correct (and no reason to import scipy, e.g. under --collect-only)
         return list(checks)
-    adjusted = _stats().holm([checks[i].p for i in compared])
+    missing = max(0, family_size - len(compared))
+    adjusted = _stats().holm([checks[i].p for i in compared] + [1.0] * missing)[: len(compared)]
     out = list(checks)
     for i, p in zip(compared, adjusted):
         out[i] = _verdict(replace(checks[i], p_holm=p), alpha, p)

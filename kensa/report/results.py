@@ -44,8 +44,9 @@ def _version_number(version: str) -> float | str:
 
 def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args: str,
                     model_info: Mapping[str, Any], run_config: Mapping[str, Any],
-                    gate: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """A results document a harness user can read: ``results``, ``versions``, ``config``."""
+                    gate: Sequence[Mapping[str, Any]] = (), partial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A results document a harness user can read: ``results``, ``versions``, ``config``. ``partial``
+    (why and how far, when the session stopped early) marks the document as incomplete."""
     return _clean({
         "results": {r["task_id"]: r["metrics"] for r in runs},
         "versions": {r["task_id"]: _version_number(r["version"]) for r in runs},
@@ -70,6 +71,7 @@ def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args
             "tasks": {r["task_id"]: {k: r[k] for k in ("n", "prompt_version", "data", "seconds", "requests")}
                       for r in runs},
             "gate": [dict(g) for g in gate],
+            "partial": dict(partial) if partial else False,
         },
     })
 
@@ -114,8 +116,15 @@ def table_rows(rows: Sequence[Any]) -> list[list[str]]:
     return out
 
 
-def gate_headline(rows: Sequence[Any], gate: Any) -> str:
+def partial_note(partial: Mapping[str, Any]) -> str:
+    return (f"PARTIAL RUN, {partial['reason']}: {partial['scored_tests']} tests scored before it stopped "
+            f"(the session had {partial['collected_tests']}); the results cover only those")
+
+
+def gate_headline(rows: Sequence[Any], gate: Any, partial: Mapping[str, Any] | None = None) -> str:
     """The first line of every summary: what was gated, against what, and the outcome."""
+    if partial:
+        return f"kensa gate: {partial_note(partial)}"
     if not gate.enabled:
         return "kensa gate: OFF (--gate off): nothing was gated; these scores were compared with no baseline"
     where = ", ".join(f"{gate.directory.name}/{b}.toml" for b in dict.fromkeys(gate.baselines))
