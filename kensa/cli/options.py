@@ -255,10 +255,13 @@ def parse_response_cache(text: str | None) -> Path | None:
     if not text.strip():
         raise OptionError(option, f"{text!r}: expected a file path or off")
     path = Path(os.path.expanduser(text))
-    if path.is_dir():
-        raise OptionError(option, f"{text!r} is a directory; give a file, e.g. "
-                                  f"{os.path.join(text, RESPONSE_CACHE_NAME)}")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    try:
+        if path.is_dir():
+            raise OptionError(option, f"{text!r} is a directory; give a file, e.g. "
+                                      f"{os.path.join(text, RESPONSE_CACHE_NAME)}")
+        parent = next((p for p in path.absolute().parents if p.exists()), None)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise OptionError(option, f"{text[:80]!r}: not a usable path ({exc.__class__.__name__})") from None
     if parent is not None and not parent.is_dir():
         raise OptionError(option, f"{text!r}: {parent} is not a directory")
     return path

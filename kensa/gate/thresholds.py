@@ -207,7 +207,10 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
     path = directory / entry.items
     if not path.is_file():
         raise ThresholdsError(source, f'entries."{entry.task_id}".items', f"{path} does not exist")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(path, None, f"not UTF-8: {exc}") from None
     try:
         header = json.loads(lines[0]) if lines else None
     except json.JSONDecodeError as exc:
