@@ -149,7 +149,10 @@ def test_models_that_differ_only_in_weights_never_share_answers(suite):
     assert responses(b) == (40, 0, str(cache))  # nothing of A's was served to B
     b_off = run(suite, *b_args, "--response-cache", "off", out="b_off")
     b_off.assert_outcomes(passed=1)
-    assert samples(suite, "b") == samples(suite, "b_off") != samples(suite, "a")
+    # B's own answers, up to float noise (the cached run scores in time-sized chunks, so other requests
+    # share a batch), and not A's.
+    assert samples(suite, "b") == pytest.approx(samples(suite, "b_off"), rel=1e-6, abs=1e-4)
+    assert samples(suite, "b") != pytest.approx(samples(suite, "a"), rel=1e-6, abs=1e-4)
     assert scores(suite, "b") == scores(suite, "b_off")
 
 
