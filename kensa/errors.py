@@ -37,3 +37,12 @@ class ModelLoadError(KensaError):
 
 class ModelRunError(KensaError):
     """A loaded model failed while scoring or generating (e.g. out of memory at a fixed batch size)."""
+
+
+class WriteError(KensaError):
+    """A results, samples, thresholds or snapshot file could not be written (a full disk, a file-size
+    limit, no permission). The file at that path is left as it was."""
+
+    def __init__(self, path: object, reason: BaseException):
+        self.path = path
+        super().__init__(f"could not write {path}: {reason}; the previous file, if any, is unchanged")

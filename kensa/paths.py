@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+
+from kensa.errors import WriteError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout kensa runs from: ``fixtures/``, ``suites/`` and ``thresholds/`` live here."""
@@ -16,3 +20,39 @@ def cache_root() -> Path:
         return Path(os.environ["KENSA_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "kensa"
+
+
+def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` so that a reader, or a run killed at any moment, sees either the old file
+    or the whole new one: a temporary file in the same folder, flushed to disk, then renamed over
+    ``path`` (and the folder synced, so the rename itself survives a crash). A failed write (a full
+    disk, a file-size limit) raises :class:`~kensa.errors.WriteError` and leaves ``path`` as it was."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes files private; results and thresholds are shared
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise WriteError(path, exc) from exc
+        raise
+    _sync_folder(path.parent)
+    return path
+
+
+def _sync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

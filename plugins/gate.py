@@ -133,7 +133,11 @@ class TestGate:
             worse = flips(items, run.samples, record.gated)
             path = self.rc.results_dir / self.lm.spec.slug / f"flips_{record.task_id}.jsonl"
             if worse:
-                write_samples(path, worse)
+                try:
+                    write_samples(path, worse)
+                except KensaError as exc:
+                    self._send(rows)
+                    pytest.fail(f"kensa gate: {exc}", pytrace=False)
                 for r in rows:
                     r.details["flip_report"] = str(path)
             elif path.exists():
@@ -164,12 +168,15 @@ class GateSession:
         self.changes: list[Any] = []
         self.written: list[str] = []
         self.notes: list[str] = []
+        self.lost: list[str] = []  # tests whose worker died under them (xdist reports them with when="???")
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # On the controller this sees every worker's reports, with their user_properties.
         if hasattr(self.config, "workerinput"):
             return  # a worker forwards its reports untouched
+        if report.when == "???" and report.failed:  # pytest-xdist's report for a test whose worker crashed
+            self.lost.append(report.nodeid)
         for name, value in report.user_properties:
             if name == GATE_PROPERTY and report.when in ("setup", "call"):
                 self.rows += [Check.from_dict(r) for r in value]
@@ -192,20 +199,39 @@ class GateSession:
             if gate.update:
                 self._update()
             elif gate.enabled:
-                self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha)
+                family = max((s.get("family_size", 0) for s in self.summaries), default=0)
+                self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
+                                     family)
                 late = sorted({f"{r.model} {r.task_id}" for r in self.rows
                                if r.failed and (r.model, r.task_id) not in self.failed_tests})
                 if late:
                     self.notes.append(f"kensa gate: Holm's step-down over the whole session failed {', '.join(late)} "
                                       "although the test passed on its own (it could only apply the first step; "
                                       "see thresholds/README.md): the session fails")
+                self._history()
         except KensaError as exc:
             self.notes.append(f"kensa: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        must_fail = (gate.update and self.summaries) or any(r.failed for r in self.rows)
+        if self.lost:
+            self.notes.append(f"kensa: {len(self.lost)} test(s) lost when their worker died: "
+                              f"{', '.join(self.lost)}; no result was written for them and the session fails")
+        must_fail = (gate.update and self.summaries) or any(r.failed for r in self.rows) or self.lost
         if must_fail and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._junit_properties()
+
+    def _history(self) -> None:
+        """Rows for thresholds lowered by hand since the git base (kensa.gate.history)."""
+        from kensa.gate.history import hand_lowered_rows
+
+        used: dict[str, list[str]] = {}
+        for s in self.summaries:
+            used.setdefault(s["baseline"], [])
+            if s["model"] not in used[s["baseline"]]:
+                used[s["baseline"]].append(s["model"])
+        rows, notes = hand_lowered_rows(_store(self.config), used, self.config.stash[CONFIG_KEY].gate.base)
+        self.rows += rows
+        self.notes += notes
 
     def _update(self) -> None:
         from kensa.gate.thresholds import Thresholds

@@ -86,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: the evaluated model itself")
     group.addoption("--qa-model-args", dest="kensa_qa_model_args", metavar="K=V,...",
                     help="--model-args for --qa-model")
+    group.addoption("--thresholds-base", dest="kensa_thresholds_base", default="auto", metavar="REF|auto|none",
+                    help="flag thresholds lowered by hand since this git ref (default auto: the merge base with "
+                         "the default branch; none: no check)")
     group.addoption("--response-cache", dest="kensa_response_cache", metavar="PATH|off",
                     help="the on-disk cache of model responses: a rerun scores only new requests and a killed "
                          "run resumes (default: $KENSA_RESPONSE_CACHE, else <cache dir>/responses.sqlite, the "
@@ -104,7 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
             results_dir=opt.kensa_results_dir, tasks=all_tasks(), fewshot_pool=opt.kensa_fewshot_pool,
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
-                      accept_env_change=opt.kensa_accept_env_change),
+                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base),
             response_cache=opt.kensa_response_cache, backend=opt.kensa_backend,
             qa_model=opt.kensa_qa_model, qa_model_args=opt.kensa_qa_model_args,
         )
@@ -294,14 +297,17 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],
                                     "from_cache": getattr(lm, "from_cache", 0) - before[1]}
         out_dir = kensa_config.results_dir / lm.spec.slug
-        write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
+        try:
+            write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
+        except KensaError as exc:  # a full disk: say so, keep the old file, fail this test
+            pytest.fail(f"kensa: {exc}", pytrace=False)
         from kensa.gate.fingerprint import environment
 
         summary = result.summary(gated=variant.task.metrics, seconds=getattr(variant.task, "timed", False))
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
                        model_args=lm.spec.args.as_harness_string(lm.spec.source),
                        baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
-                       identity=lm.info.get("identity", {}))
+                       identity=lm.info.get("identity", {}), family_size=request.config.stash.get(FAMILY_KEY, 0))
         request.node.user_properties.append((SUMMARY_PROPERTY, summary))
         return result
 

@@ -139,6 +139,7 @@ class QuizSession:
         self.config = config
         self.records: list[dict[str, Any]] = []
         self.checks: dict[tuple[str, str], Any] = {}
+        self.session: pytest.Session | None = None
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -154,6 +155,9 @@ class QuizSession:
         report.user_properties = [(k, v) for k, v in report.user_properties if k not in (QUIZ_PROPERTY,
                                                                                           LATENCY_PROPERTY)]
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput") or not self.records:
             return
@@ -168,9 +172,17 @@ class QuizSession:
         tr.write_line("model load (apart from every category): " + ", ".join(f"{m} {s} s" for m, s in loads.items()))
         if any(r["latency"]["cached"] for r in self.records):
             tr.write_line(f"kensa quiz: {CACHED_NOTE}", yellow=True)
-        rc.results_dir.mkdir(parents=True, exist_ok=True)
-        md = rc.results_dir / "quiz.md"
-        md.write_text(quiz_markdown(self.records, self.checks), encoding="utf-8")
-        png = quiz_figure(self.records, rc.results_dir / "quiz.png")
+        from kensa.errors import WriteError
+        from kensa.paths import write_atomic
+
+        try:
+            rc.results_dir.mkdir(parents=True, exist_ok=True)
+            md = write_atomic(rc.results_dir / "quiz.md", quiz_markdown(self.records, self.checks))
+            png = quiz_figure(self.records, rc.results_dir / "quiz.png")
+        except (WriteError, OSError) as exc:  # a full disk: say so and fail the run, never a lost table
+            tr.write_line(f"kensa quiz: {exc}", red=True)
+            if self.session is not None:
+                self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
         tr.write_line(f"quiz: {md}")
         tr.write_line(f"quiz: {png}")

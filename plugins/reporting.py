@@ -60,57 +60,84 @@ def _pairwise(summaries: list[dict[str, Any]], models: list[str]) -> tuple[list[
     return pairs, notes
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+REPORT_KEY = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(trylast=True)  # after the gate's own sessionfinish has finalized its rows
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write results.json and summary.md; a write that fails (a full disk) fails the session, and the
+    files already there are left as they were."""
+    config = session.config
     if hasattr(config, "workerinput") or SESSION_KEY not in config.stash:
         return
+    from kensa.errors import WriteError
     from kensa.report.results import (
-        PAIRWISE_COLUMNS,
         averages,
-        format_table,
         gate_headline,
-        gate_lines,
         gate_markdown,
         harness_results,
-        pairwise_rows,
         write_results,
+        write_summary,
     )
 
-    session = config.stash[SESSION_KEY]
+    gate_session = config.stash[SESSION_KEY]
     rc = config.stash[CONFIG_KEY]
-    if not session.summaries and not session.rows:
+    if not gate_session.summaries and not gate_session.rows:
         return
     gate = rc.gate
-    rows = list(session.rows)
+    rows = list(gate_session.rows)
     if not gate.enabled:
-        rows = _ungated_rows(session.summaries, "not gated")
+        rows = _ungated_rows(gate_session.summaries, "not gated")
     else:
         seen = {(r.model, r.task_id) for r in rows}
-        rows += _ungated_rows([s for s in session.summaries if (s["model"], s["task_id"]) not in seen],
+        rows += _ungated_rows([s for s in gate_session.summaries if (s["model"], s["task_id"]) not in seen],
                               "not compared (test failed)")
-    headline = gate_headline(rows, gate)
-    gate_rows, rows = rows, rows + _reported_rows(session.summaries)
-    pairs, pair_notes = _pairwise(session.summaries, [m.name for m in rc.models])
-    notes = session.notes + pair_notes
-    average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in session.summaries)
-                     for line in averages([s for s in session.summaries if s["model"] == model])]
-
+    partial = None
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
+        reason = ("interrupted (Ctrl-C)" if session.exitstatus == pytest.ExitCode.INTERRUPTED
+                  else "stopped early (-x or --maxfail)")
+        partial = {"reason": reason, "scored_tests": len(gate_session.summaries),
+                   "collected_tests": session.testscollected}
+    headline = gate_headline(rows, gate, partial)
+    # Reported beside the gated metrics (termination, copies, ...): in the table, not in results.json's gate.
+    gate_rows, rows = rows, rows + _reported_rows(gate_session.summaries)
+    pairs, pair_notes = _pairwise(gate_session.summaries, [m.name for m in rc.models])
+    notes = gate_session.notes + pair_notes
+    average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in gate_session.summaries)
+                     for line in averages([s for s in gate_session.summaries if s["model"] == model])]
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for summary in session.summaries:
+    for summary in gate_session.summaries:
         by_model[summary["model_slug"]].append(summary)
     written = []
-    for slug, runs in sorted(by_model.items()):
-        runs.sort(key=lambda r: r["task_id"])
-        model = runs[0]["model"]
-        doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
-                              run_config=rc.describe(), gate=[r.to_dict() for r in gate_rows if r.model == model])
-        written.append(write_results(rc.results_dir / slug / "results.json", doc))
-    rc.results_dir.mkdir(parents=True, exist_ok=True)
-    (rc.results_dir / "summary.md").write_text(gate_markdown(rows, headline, average_lines + notes, pairs), encoding="utf-8")
+    try:
+        for slug, runs in sorted(by_model.items()):
+            runs.sort(key=lambda r: r["task_id"])
+            model = runs[0]["model"]
+            doc = harness_results(model, runs, model_args=runs[0]["model_args"], model_info=runs[0]["model_info"],
+                                  run_config=rc.describe(), gate=[r.to_dict() for r in gate_rows if r.model == model],
+                                  partial=partial)
+            written.append(write_results(rc.results_dir / slug / "results.json", doc))
+        written.append(write_summary(rc.results_dir / "summary.md",
+                                     gate_markdown(rows, headline, average_lines + notes, pairs)))
+    except WriteError as exc:
+        notes.append(f"kensa: {exc}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    config.stash[REPORT_KEY] = dict(rows=rows, headline=headline, pairs=pairs, notes=notes,
+                                    average_lines=average_lines, written=written)
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or REPORT_KEY not in config.stash:
+        return
+    from kensa.report.results import PAIRWISE_COLUMNS, format_table, gate_lines, pairwise_rows
+
+    report = config.stash[REPORT_KEY]
+    rows, pairs = report["rows"], report["pairs"]
     tr = terminalreporter
     tr.section("kensa scores")
-    tr.write_line(headline, bold=True, red=any(r.failed for r in rows), green=not any(r.failed for r in rows))
+    tr.write_line(report["headline"], bold=True, red=any(r.failed for r in rows),
+                  green=not any(r.failed for r in rows))
     for line in gate_lines(rows):
         tr.write_line(line)
     if pairs:
@@ -118,13 +145,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line("model against model (paired, two-sided):")
         for line in format_table(pairwise_rows(pairs), PAIRWISE_COLUMNS):
             tr.write_line(line)
-    for line in average_lines:
+    for line in report["average_lines"]:
         tr.write_line(line)
-    for note in notes:
+    for note in report["notes"]:
         tr.write_line(note, yellow=True)
-    for path in written:
-        tr.write_line(f"results: {path}")
-    tr.write_line(f"summary: {rc.results_dir / 'summary.md'}")
-    if session.written:
-        for path in session.written:
+    for path in report["written"]:
+        tr.write_line(f"{'summary' if path.name == 'summary.md' else 'results'}: {path}")
+    gate_session = config.stash[SESSION_KEY]
+    if gate_session.written:
+        for path in gate_session.written:
             tr.write_line(f"wrote: {path}")

@@ -18,12 +18,14 @@ the models whose tokenizer changed.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from kensa.cli.workers import strip_group
+from kensa.paths import write_atomic
 from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
 
 ACTIVE_SLUGS: set[str] = set()
@@ -32,6 +34,15 @@ ACTIVE_SLUGS: set[str] = set()
 
 class _TextSnapshot(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
+
+    @classmethod
+    def write_snapshot_collection(cls, *, snapshot_collection, name_order=None) -> None:
+        # syrupy opens the file and writes into it: a run killed mid-write (--snapshot-update) would
+        # leave half a snapshot. Written atomically, the file is the old one or the new one.
+        data = next(iter(snapshot_collection)).data
+        if not isinstance(data, str):
+            raise TypeError(f"{cls.__name__} writes text, not {type(data).__name__}")
+        write_atomic(Path(snapshot_collection.location), data)
 
     def serialize(self, data, **kwargs) -> str:
         if not isinstance(data, str):
@@ -113,6 +124,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 _PREVIOUS_SLUGS = pytest.StashKey[set]()
 _WHAT = {"test_prompt": "prompts changed", "test_tokenizer": "tokenizer changed"}
+FIRST_RUN = "no snapshot yet"
 
 
 class ChangedSnapshots:
@@ -126,16 +138,19 @@ class ChangedSnapshots:
             return
         match = re.search(r"::(test_prompt|test_tokenizer)\[(.+)\]$", strip_group(report.nodeid))
         if match and "snapshot" in report.keywords:
-            self.changed.setdefault(_WHAT[match.group(1)], []).append(match.group(2))
+            what = FIRST_RUN if FIRST_RUN in report.longreprtext else _WHAT[match.group(1)]
+            self.changed.setdefault(what, []).append(match.group(2))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.changed:
             return
         terminalreporter.section("kensa snapshots")
         for what, ids in sorted(self.changed.items()):
-            terminalreporter.write_line(f"kensa: {what} ({len(ids)}): {', '.join(sorted(ids))}")
-        terminalreporter.write_line("kensa: review the diffs above; if intended, rerun with --snapshot-update "
-                                    "and commit the snapshot files (README: 'Reviewing a snapshot diff')")
+            tail = ": run with --snapshot-update and commit the new files" if what == FIRST_RUN else ""
+            terminalreporter.write_line(f"kensa: {what} ({len(ids)}): {', '.join(sorted(ids))}{tail}")
+        if set(self.changed) - {FIRST_RUN}:
+            terminalreporter.write_line("kensa: review the diffs above; if intended, rerun with --snapshot-update "
+                                        "and commit the snapshot files (README: 'Reviewing a snapshot diff')")
 
 
 def check(snapshot, text: str, what: str) -> None:
@@ -143,8 +158,13 @@ def check(snapshot, text: str, what: str) -> None:
     assertion rewriting would cut it at 8 lines) and the command to accept it."""
     __tracebackhide__ = True
     name = snapshot.extension.get_snapshot_name(test_location=snapshot.test_location, index=snapshot.index)
+    location = Path(snapshot.extension.get_location(test_location=snapshot.test_location, index=snapshot.index))
+    first_run = not location.is_file()
     if snapshot == text:
         return
+    if first_run:  # nothing to compare with: not a change, a snapshot never taken
+        pytest.fail(f"{FIRST_RUN} for {what} ({location.name}): run with --snapshot-update and commit it",
+                    pytrace=False)
     diff = "\n".join(snapshot.get_assert_diff())
     pytest.fail(f"{what} changed (snapshot {name}):\n{diff}\n"
                 "If the change is intended: rerun with --snapshot-update and commit the snapshot file.", pytrace=False)

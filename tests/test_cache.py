@@ -122,9 +122,10 @@ def test_only_the_misses_are_computed(cache):
     inner = FakeLM()
     lm = CachedLM(inner, cache)
     lm.loglikelihood(mc_requests(4))
+    before = len(inner.ll_calls)
     more = mc_requests(6)
     result = lm.loglikelihood(more)
-    assert inner.ll_calls[-1] == more[12:]
+    assert [r for call in inner.ll_calls[before:] for r in call] == more[12:]
     assert (lm.computed, lm.from_cache) == (18, 12)
     assert result == FakeLM().loglikelihood(more)
 
@@ -262,7 +263,7 @@ def test_generation_keys_include_the_stop_strings_and_the_budget(cache):
     assert lm.computed == 5 and lm.from_cache == 0 and len(set(first)) == 5
     again = lm.generate_until([*variants, base])
     assert again == [*first, first[0]] == FakeLM().generate_until([*variants, base])
-    assert (lm.computed, lm.from_cache, len(inner.gen_calls)) == (5, 6, 1)
+    assert (lm.computed, lm.from_cache, sum(map(len, inner.gen_calls))) == (5, 6, 5)
 
 
 def test_generation_and_loglikelihood_never_share_a_key(cache):
@@ -460,12 +461,12 @@ def test_a_killed_run_keeps_every_committed_chunk(cache_path):
     with pytest.raises(KeyboardInterrupt):
         CachedLM(dying, c, chunk_size=6).loglikelihood(requests)
     c.close()
-    assert dying.computed_ll == 12
+    assert dying.computed_ll == 4 + 6  # the first chunk (FIRST_CHUNK requests), then one of chunk_size
     c = ResponseCache(cache_path)
     inner = FakeLM()
     lm = CachedLM(inner, c, chunk_size=6)
     assert lm.loglikelihood(requests) == FakeLM().loglikelihood(requests)
-    assert (lm.computed, lm.from_cache) == (12, 12)
+    assert (lm.computed, lm.from_cache) == (14, 10)
     c.close()
 
 
@@ -545,3 +546,52 @@ def test_a_cache_is_used_only_in_the_process_that_opened_it(cache):
     with pytest.raises(RuntimeError, match="open one per process"):
         cache.get_many([b"x"])
     cache._pid = os.getpid()
+
+
+# -- commits on a time bound ----------------------------------------------------------------------
+
+class SlowLM(FakeLM):
+    """Each request costs ``per_request`` seconds on a fake clock: the cache's timing sees model time
+    without a test that waits."""
+
+    def __init__(self, clock, per_request: float):
+        super().__init__()
+        self.clock, self.per_request = clock, per_request
+
+    def loglikelihood(self, requests, progress=None):
+        self.clock.now += self.per_request * len(requests)
+        return super().loglikelihood(requests, progress)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("per_request", "chunk_size"), [(2.0, None), (0.3, None), (2.0, 1000), (0.01, None)])
+def test_a_chunk_takes_about_the_commit_interval_whatever_the_chunk_size(cache, per_request, chunk_size):
+    """A killed run loses at most the chunk in flight: after the first, every chunk is sized to take
+    about COMMIT_SECONDS of model time, from the time per request the chunks before took."""
+    from kensa.run.cache import CHUNK_SIZE, COMMIT_SECONDS, FIRST_CHUNK
+
+    clock = FakeClock()
+    inner = SlowLM(clock, per_request)
+    lm = CachedLM(inner, cache, chunk_size=chunk_size, clock=clock)
+    lm.loglikelihood(mc_requests(docs=300, choices=1))
+    sizes = [len(c) for c in inner.ll_calls]
+    assert sizes[0] == FIRST_CHUNK and sum(sizes) == 300
+    largest = chunk_size or CHUNK_SIZE
+    for size in sizes[1:-1]:
+        assert size == min(largest, max(1, int(COMMIT_SECONDS / per_request)))
+    assert max(size * per_request for size in sizes[1:]) <= COMMIT_SECONDS + 1e-9 or max(sizes[1:]) == 1
+
+
+def test_chunks_keep_a_shared_prompt_whole_even_when_time_says_smaller(cache):
+    clock = FakeClock()
+    inner = SlowLM(clock, 10.0)  # slower than the commit interval per request
+    lm = CachedLM(inner, cache, clock=clock)
+    lm.loglikelihood(mc_requests(docs=3, choices=4))
+    assert [len(c) for c in inner.ll_calls] == [4, 4, 4]  # one doc (its four choices) per chunk

@@ -103,7 +103,9 @@ def test_a_killed_run_resumes_where_it_stopped(suite, monkeypatch):
     died = run(suite, *FAST, "--response-cache", str(cache), out="out1", subprocess=True)
     assert died.ret == 1 and "passed" not in died.stdout.str()
     committed = logged(log)
-    assert committed == [10, 10]  # two chunks of two docs (five choices each) scored and committed
+    # Two chunks scored and committed: the first, before any timing is known, of FIRST_CHUNK (4) requests
+    # rounded up to one whole doc (five choices share its prompt), then the largest size (two docs).
+    assert committed == [5, 10]
     monkeypatch.delenv("KENSA_DIE_AFTER")
 
     log.unlink()
@@ -147,7 +149,10 @@ def test_models_that_differ_only_in_weights_never_share_answers(suite):
     assert responses(b) == (40, 0, str(cache))  # nothing of A's was served to B
     b_off = run(suite, *b_args, "--response-cache", "off", out="b_off")
     b_off.assert_outcomes(passed=1)
-    assert samples(suite, "b") == samples(suite, "b_off") != samples(suite, "a")
+    # B's own answers, up to float noise (the cached run scores in time-sized chunks, so other requests
+    # share a batch), and not A's.
+    assert samples(suite, "b") == pytest.approx(samples(suite, "b_off"), rel=1e-6, abs=1e-4)
+    assert samples(suite, "b") != pytest.approx(samples(suite, "a"), rel=1e-6, abs=1e-4)
     assert scores(suite, "b") == scores(suite, "b_off")
 
 

@@ -219,6 +219,7 @@ def test_another_environment_is_incomparable(tmp_path, key, value, said):
     assert got == entry
     assert {r.status for r in rows} == {"incomparable"}
     assert said in rows[0].message and "--accept-env-change" in rows[0].message and f"`{HINT}`" in rows[0].message
+    assert "`python -m kensa doctor`" in rows[0].message
 
     # --accept-env-change: the precheck passes and every compared row says what changed.
     s = GateSettings(accept_env_change=True)
@@ -508,6 +509,17 @@ def test_finalize_keeps_rows_without_p_and_leaves_them_out_of_the_family():
     assert final[0] is rows[0] and final[2] is rows[2]
     assert [r.p_holm for r in final] == pytest.approx([None, 0.04, None, 0.04])  # m = 2, not 4
     assert [r.status for r in final] == ["missing", "fail", "stale", "fail"]
+
+
+def test_lost_comparisons_keep_the_family_at_its_planned_size():
+    """Two rows compared out of four planned (a worker died under the other tests): the missing two count
+    as p = 1, so Holm scales by 4 and 3, not 2 and 1, and a drop that two rows alone would fail passes."""
+    rows = [row("a", 0.02), row("b", 0.03)]
+    assert [r.status for r in finalize(rows, 0.05)] == ["fail", "fail"]
+    final = finalize(rows, 0.05, family_size=4)
+    assert [r.p_holm for r in final] == pytest.approx([0.08, 0.09])
+    assert [r.status for r in final] == ["pass", "pass"]
+    assert [r.p_holm for r in finalize(rows, 0.05, family_size=1)] == pytest.approx([0.04, 0.04])  # never smaller
 
 
 def test_finalize_of_nothing():

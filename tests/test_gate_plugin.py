@@ -226,3 +226,29 @@ def test_two_models_print_b_minus_a_with_a_paired_p_value(gated, tiny_llama):
                                  "task*metric*n*A*B*A score*B score*B − A*p (two-sided)*test*",
                                  f"{TASK}*acc *12*tiny*tiny-llama*mcnemar-exact*"])
     assert "Model against model (paired, two-sided):" in (gated.path / "out" / "summary.md").read_text()
+
+
+def test_a_threshold_lowered_by_hand_fails_the_session_against_git_history(gated):
+    """The thresholds folder is a git repository: after an update on main, a hand edit that lowers an
+    entry on a branch fails the session as 'lowered outside --thresholds-update'; --thresholds-base none
+    turns the check off."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=gated.path / "th", check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(gated.path), "PATH": "/usr/bin:/bin"})
+
+    assert run(gated, *FAST, "--thresholds-update").ret == pytest.ExitCode.TESTS_FAILED
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-q", "-m", "thresholds")
+    git("checkout", "-q", "-b", "rc")
+    assert run(gated, *FAST).ret == pytest.ExitCode.OK
+    doc = read_toml(gated)
+    doc["entries"][TASK]["metrics"]["acc"]["value"] -= 0.25
+    write_toml(gated, doc)
+    result = run(gated, *FAST)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*acc*lowered outside --thresholds-update*"])
+    assert run(gated, *FAST, "--thresholds-base", "none").ret == pytest.ExitCode.OK

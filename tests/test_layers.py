@@ -2,7 +2,7 @@
 
 The layers, top to bottom: ``plugins`` (the pytest layer), ``kensa.cli``, ``kensa.report``,
 ``kensa.gate``, ``kensa.run``, ``kensa.models``, ``kensa.tasks``, ``kensa.metrics`` beside
-``kensa.backends``, ``kensa.data``, then ``kensa.errors`` and ``kensa.paths``. A module may import
+``kensa.backends``, ``kensa.data``, ``kensa.paths``, then ``kensa.errors``. A module may import
 only from layers below its own; the backend contract imports nothing else of kensa; the engine
 never imports pytest; the plugin imports no metrics, statistics, backends or file formats.
 """

@@ -104,3 +104,30 @@ def test_a_swapped_tokenizer_fails_the_tokenizer_snapshot_until_updated(pytester
     assert updated.ret == 0
     updated.stdout.fnmatch_lines(["*1 snapshot updated*"])
     assert run(pytester, xdist, *args).ret == 0
+
+
+def test_a_model_without_a_snapshot_is_told_to_take_one_not_that_its_tokenizer_changed(pytester, monkeypatch,
+                                                                                      tiny_neox):
+    """A first run names the missing file and the command; it is not reported as a tokenizer change."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    shutil.copy(TOKENIZERS / "test_tokenizer_snapshots.py", pytester.path)
+    args = ("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "-m", "snapshot", "--model", "tiny",
+            "test_tokenizer_snapshots.py::test_tokenizer")
+    result = pytester.runpytest(*args)  # in this process: the tiny model loads once
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ("*no snapshot yet for the tokenizer of tiny (test_tokenizer[[]tiny[]].tokens.txt): run with "
+         "--snapshot-update and commit it*"),
+        "*kensa: no snapshot yet (1): tiny: run with --snapshot-update and commit the new files*",
+    ])
+    assert "tokenizer changed" not in result.stdout.str()
+    assert pytester.runpytest(*args, "--snapshot-update").ret == 0
+    assert pytester.runpytest(*args).ret == 0
+
+
+def test_every_built_in_model_has_its_tokenizer_snapshot_committed():
+    from kensa.models import tiny
+
+    names = {*tiny.MODELS, *tiny.ALIASES}
+    have = {p.name for p in (TOKENIZERS / "__snapshots__" / "test_tokenizer_snapshots").glob("*.tokens.txt")}
+    assert {f"test_tokenizer[{n}].tokens.txt" for n in names} <= have

@@ -8,15 +8,16 @@ No torch import here: the backend passes in what it knows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kensa.paths import cache_root
+from kensa.errors import WriteError
+from kensa.paths import cache_root, write_atomic
 
 BACKEND = "hf"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -68,14 +69,8 @@ def files_sha256(paths: Iterable[Path]) -> str | None:
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode() + b"\0" + file_sha256(p, cache).encode() + b"\n")
-    try:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".hashes-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cache, f)
-        os.replace(tmp, cache_path)  # atomic: concurrent workers never read half a file
-    except OSError:
-        pass
+    with contextlib.suppress(WriteError):  # a cache that cannot be written only costs a re-hash
+        write_atomic(cache_path, json.dumps(cache))  # concurrent workers never read half a file
     return h.hexdigest()
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kensa.errors import OptionError
-from kensa.paths import REPO_ROOT
+from kensa.paths import REPO_ROOT, write_atomic
 
 MODEL_TYPES = ("hf-causal", "hf-causal-experimental", "hf")
 SUITE = REPO_ROOT / "suites" / "jglue" / "test_jglue.py"
@@ -177,8 +177,7 @@ def run(argv: Sequence[str]) -> int:
     code = subprocess.call([sys.executable, "-m", "pytest", *tr.pytest_args])
     results = tr.results_dir / slug / "results.json"
     if tr.output_path is not None and results.is_file():
-        tr.output_path.parent.mkdir(parents=True, exist_ok=True)
         doc = in_command_order(rename_plain(json.loads(results.read_text(encoding="utf-8")), tr.aliases), tr.given)
-        tr.output_path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        write_atomic(tr.output_path, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         print(f"kensa harness: wrote {tr.output_path} ({', '.join(doc['results'])})")
     return code

@@ -8,6 +8,8 @@ with seeded noise on its weights: a damaged model, to watch the gate catch a dro
 ``python -m kensa quiz convert IN --eval OUT --train OUT`` writes five-choice quiz files (see :mod:`kensa.cli.quiz`).
 ``python -m kensa generate --model M --answer A --context C [--bad-words W,W]`` writes one question for
 an answer in its context (see :mod:`kensa.cli.generate`).
+``python -m kensa doctor`` compares the installed libraries with ``constraints.txt`` and with the
+environment each baseline in ``thresholds/`` was measured in (see :mod:`kensa.cli.doctor`).
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
 runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
 """
@@ -54,6 +56,12 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from kensa.cli.doctor import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["harness"]:  # main.py's own flags, parsed by kensa.cli.harness
@@ -82,5 +90,13 @@ def main(argv: list[str] | None = None) -> int:
 
     quiz.add_parser(sub)
     generate.add_parser(sub)
+
+    p = sub.add_parser("doctor", help="installed libraries against constraints.txt and against the environment "
+                                      "of every baseline: which a run here would call incomparable, and why")
+    p.add_argument("--thresholds-dir", help="default: thresholds/ in the checkout")
+    p.add_argument("--constraints", help="default: constraints.txt in the checkout")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="the device class a run would use (default: cuda if "
+                                                            "torch sees one, else cpu)")
+    p.set_defaults(func=_doctor)
     args = parser.parse_args(argv)
     return args.func(args)

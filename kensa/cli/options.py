@@ -18,6 +18,7 @@ from typing import Any
 from kensa.backends.args import DEVICES, ModelSpec, parse_model_args
 from kensa.data import DataSource
 from kensa.errors import OptionError
+from kensa.gate.history import check_ref
 from kensa.models import resolve_model, tiny
 
 
@@ -33,6 +34,9 @@ class GateOptions:
     allow_lower: bool = False
     alpha: float = 0.05
     accept_env_change: bool = False
+    base: str = "auto"
+    """The git ref thresholds are compared with for hand-lowered values (``auto``: the merge base with
+    the default branch; ``none``: no comparison)."""
 
     @property
     def enabled(self) -> bool:
@@ -202,7 +206,7 @@ def default_baseline(model: ModelSpec) -> str:
 
 
 def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: str, directory: str, update: bool,
-               allow_lower: bool, alpha: str | float, accept_env_change: bool) -> GateOptions:
+               allow_lower: bool, alpha: str | float, accept_env_change: bool, base: str = "auto") -> GateOptions:
     if mode not in ("on", "off"):
         raise OptionError("--gate", f"{mode!r}: expected on or off")
     if mode == "off" and update:
@@ -225,8 +229,13 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
         raise OptionError("--alpha", f"{alpha!r}: expected a number") from None
     if not 0 < value < 1:
         raise OptionError("--alpha", f"{alpha!r}: must be between 0 and 1")
+    try:
+        base = check_ref(base)
+    except ValueError as exc:
+        raise OptionError("--thresholds-base", str(exc)) from None
     return GateOptions(mode=mode, baselines=tuple(names), directory=Path(os.path.expanduser(directory)),
-                       update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change)
+                       update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change,
+                       base=base)
 
 
 RESPONSE_CACHE_NAME = "responses.sqlite"
@@ -249,10 +258,13 @@ def parse_response_cache(text: str | None) -> Path | None:
     if not text.strip():
         raise OptionError(option, f"{text!r}: expected a file path or off")
     path = Path(os.path.expanduser(text))
-    if path.is_dir():
-        raise OptionError(option, f"{text!r} is a directory; give a file, e.g. "
-                                  f"{os.path.join(text, RESPONSE_CACHE_NAME)}")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    try:
+        if path.is_dir():
+            raise OptionError(option, f"{text!r} is a directory; give a file, e.g. "
+                                      f"{os.path.join(text, RESPONSE_CACHE_NAME)}")
+        parent = next((p for p in path.absolute().parents if p.exists()), None)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise OptionError(option, f"{text[:80]!r}: not a usable path ({exc.__class__.__name__})") from None
     if parent is not None and not parent.is_dir():
         raise OptionError(option, f"{text!r}: {parent} is not a directory")
     return path
@@ -272,7 +284,7 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
         gate=parse_gate(specs, baselines=gate.get("baselines", ()), mode=gate.get("mode", "on"),
                         directory=gate.get("directory", "thresholds"), update=gate.get("update", False),
                         allow_lower=gate.get("allow_lower", False), alpha=gate.get("alpha", 0.05),
-                        accept_env_change=gate.get("accept_env_change", False)),
+                        accept_env_change=gate.get("accept_env_change", False), base=gate.get("base") or "auto"),
         prompt_versions=parse_prompt_versions(prompt_version, versions),
         num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
         limit=parse_limit(limit),

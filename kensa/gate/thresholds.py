@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kensa.errors import KensaError
+from kensa.paths import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -211,7 +210,10 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
     path = directory / entry.items
     if not path.is_file():
         raise ThresholdsError(source, f'entries."{entry.task_id}".items', f"{path} does not exist")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(path, None, f"not UTF-8: {exc}") from None
     try:
         header = json.loads(lines[0]) if lines else None
     except json.JSONDecodeError as exc:
@@ -286,19 +288,10 @@ HEADER = ("# kensa thresholds for the baseline {baseline!r}: reviewed like code 
           "# Written by `pytest ... --baseline {baseline} --thresholds-update`; per-item outcomes are in {baseline}/.\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; these are committed and shared
-    os.replace(tmp, path)
-
-
 def write_thresholds(th: Thresholds) -> Path:
     import tomli_w
 
-    _atomic_write(th.path, HEADER.format(baseline=th.baseline) + tomli_w.dumps(to_document(th)))
+    write_atomic(th.path, HEADER.format(baseline=th.baseline) + tomli_w.dumps(to_document(th)))
     return th.path
 
 
@@ -311,5 +304,5 @@ def write_items(directory: Path, relpath: str, entry: Entry, items: Items) -> Pa
         if items.seconds is not None:  # a timed task: the baseline of the latency gate
             row["seconds"] = None if items.seconds[i] is None else round(items.seconds[i], 6)
         lines.append(json.dumps(row, ensure_ascii=False))
-    _atomic_write(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path

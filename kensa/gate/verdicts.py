@@ -57,7 +57,9 @@ EPS = 1e-9
 """Slack, relative to the metric's scale, when comparing a drop with a limit: 0.70 - 0.65 is
 0.04999999999999993 in floating point, and a 5-point drop must meet a 5-point limit."""
 
-FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error")
+HAND_LOWERED = "lowered outside --thresholds-update"
+"""A threshold that went down since the git base without the update flow (:mod:`kensa.gate.history`)."""
+FAILING = ("fail", "fail (hard limit)", "missing", "stale", "incomparable", "error", HAND_LOWERED)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,8 @@ def precheck(store: BaselineStore, run: RunRecord, settings: GateSettings) -> tu
     if changed and not settings.accept_env_change:
         return entry, _rows(run, "incomparable", f"{th.path} entry {run.task_id} was measured in another environment "
                                                  f"({'; '.join(changed)}); re-baseline with `{hint}`, or compare "
-                                                 "anyway with --accept-env-change")
+                                                 "anyway with --accept-env-change (`python -m kensa doctor` "
+                                                 "lists what differs for every baseline)")
     return entry, []
 
 
@@ -368,12 +371,15 @@ def fails_now(checks: Sequence[Check], settings: GateSettings) -> list[Check]:
     return out
 
 
-def finalize(checks: Sequence[Check], alpha: float) -> list[Check]:
-    """Holm over every compared row of the session, then each row's final status."""
+def finalize(checks: Sequence[Check], alpha: float, family_size: int = 0) -> list[Check]:
+    """Holm over every compared row of the session, then each row's final status. ``family_size`` is the
+    number of metrics the session set out to gate: when tests were lost (a worker died), the missing
+    comparisons count as p = 1, so the family is never silently smaller than planned."""
     compared = [i for i, c in enumerate(checks) if c.p is not None]
     if not compared:  # nothing to correct (and no reason to import scipy, e.g. under --collect-only)
         return list(checks)
-    adjusted = _stats().holm([checks[i].p for i in compared])
+    missing = max(0, family_size - len(compared))
+    adjusted = _stats().holm([checks[i].p for i in compared] + [1.0] * missing)[: len(compared)]
     out = list(checks)
     for i, p in zip(compared, adjusted):
         out[i] = _verdict(replace(checks[i], p_holm=p), alpha, p)

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kensa.paths import write_atomic
 from kensa.report.results import format_table, markdown_table
 from kensa.run.latency import Latency, latency_of
 from kensa.tasks.quiz.prompts import FORM_NAMES
@@ -200,10 +202,11 @@ def quiz_figure(records: Sequence[Mapping[str, Any]], path: Path) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(models)), fontsize=8)
     fig.suptitle(f"kensa quiz: {MODES[mode]}, prompt {version} (cached answers have no time)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, buffer.getvalue())
 
 
 def _font() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kensa import __version__
+from kensa.paths import write_atomic
 
 
 def _clean(value: Any) -> Any:
@@ -30,13 +31,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_samples(path: Path, samples: Iterable[Mapping[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for s in samples:
-            f.write(json.dumps(_clean(dict(s)), ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "".join(json.dumps(_clean(dict(s)), ensure_ascii=False) + "\n" for s in samples))
 
 
 def _version_number(version: str) -> float | str:
@@ -49,8 +44,9 @@ def _version_number(version: str) -> float | str:
 
 def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args: str,
                     model_info: Mapping[str, Any], run_config: Mapping[str, Any],
-                    gate: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """A results document a harness user can read: ``results``, ``versions``, ``config``."""
+                    gate: Sequence[Mapping[str, Any]] = (), partial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A results document a harness user can read: ``results``, ``versions``, ``config``. ``partial``
+    (why and how far, when the session stopped early) marks the document as incomplete."""
     return _clean({
         "results": {r["task_id"]: r["metrics"] for r in runs},
         "versions": {r["task_id"]: _version_number(r["version"]) for r in runs},
@@ -75,14 +71,17 @@ def harness_results(model: str, runs: Sequence[Mapping[str, Any]], *, model_args
             "tasks": {r["task_id"]: {k: r[k] for k in ("n", "prompt_version", "data", "seconds", "requests")}
                       for r in runs},
             "gate": [dict(g) for g in gate],
+            "partial": dict(partial) if partial else False,
         },
     })
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_summary(path: Path, markdown: str) -> Path:
+    return write_atomic(path, markdown)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -117,8 +116,15 @@ def table_rows(rows: Sequence[Any]) -> list[list[str]]:
     return out
 
 
-def gate_headline(rows: Sequence[Any], gate: Any) -> str:
+def partial_note(partial: Mapping[str, Any]) -> str:
+    return (f"PARTIAL RUN, {partial['reason']}: {partial['scored_tests']} tests scored before it stopped "
+            f"(the session had {partial['collected_tests']}); the results cover only those")
+
+
+def gate_headline(rows: Sequence[Any], gate: Any, partial: Mapping[str, Any] | None = None) -> str:
     """The first line of every summary: what was gated, against what, and the outcome."""
+    if partial:
+        return f"kensa gate: {partial_note(partial)}"
     if not gate.enabled:
         return "kensa gate: OFF (--gate off): nothing was gated; these scores were compared with no baseline"
     where = ", ".join(f"{gate.directory.name}/{b}.toml" for b in dict.fromkeys(gate.baselines))

@@ -66,7 +66,11 @@ class Probe:
 def load_probes(path: Path = PROBES_FILE) -> list[Probe]:
     """The probe set: JSON lines ``{"id", "covers", "text"}``; ids are unique ASCII."""
     probes, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), None, f"not UTF-8: {exc}") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

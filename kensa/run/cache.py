@@ -9,7 +9,9 @@
   (no revision and no weights hash) is never cached: guessing could serve another model's answers.
 * **Storage.** One SQLite file (stdlib ``sqlite3``) in WAL mode with a busy timeout, one
   connection per process, so that xdist workers read and write it at once. Each chunk of answers
-  is committed before the next chunk is scored: a killed run loses at most one chunk.
+  is committed before the next chunk is scored, and chunks are sized to take about
+  :data:`COMMIT_SECONDS` of model time (measured on the chunks before), so a killed run loses at most
+  about that much work, however slow the model.
 * **Damage.** Every row carries a SHA-256 of its key and value; a row that fails it is warned
   about, recomputed and overwritten, never served. A file SQLite calls damaged is moved aside to
   ``<name>.corrupt`` (under a lock file, so one process does it) and a fresh cache is started; a
@@ -44,7 +46,11 @@ stored (2: a generation is stored with its stop reason and token counts)."""
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6B656E73  # "kens": marks a SQLite file as a kensa response cache
 CHUNK_SIZE = 256
-"""Requests per backend call between commits (a run of requests sharing a context is never split)."""
+"""The most requests per backend call between commits (a run of requests sharing a context is never split)."""
+COMMIT_SECONDS = 5.0
+"""Chunks are sized to take about this long, from the model time per request of the chunks before."""
+FIRST_CHUNK = 4
+"""The first chunk's size, before any timing is known."""
 BUSY_TIMEOUT_S = 120.0
 SQLITE_HEADER = b"SQLite format 3\x00"
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -363,22 +369,43 @@ class ResponseCache:
 
 # -- the wrapper -----------------------------------------------------------------------------------
 
-def chunk_runs(indices: Sequence[int], contexts: Sequence[str] | None, size: int) -> list[list[int]]:
-    """Cut ``indices`` into chunks of about ``size``; with ``contexts``, a run of consecutive indices
-    whose requests share a context stays in one chunk (the backend scores a shared prompt once)."""
+def context_runs(indices: Sequence[int], contexts: Sequence[str] | None) -> list[list[int]]:
+    """Consecutive indices whose requests share a context (the backend scores a shared prompt once, so a
+    run is never split between chunks); without ``contexts``, one index per run."""
     runs: list[list[int]] = []
     for i in indices:
         if runs and contexts is not None and contexts[runs[-1][-1]] == contexts[i]:
             runs[-1].append(i)
         else:
             runs.append([i])
-    chunks: list[list[int]] = []
-    for run in runs:
-        if chunks and len(chunks[-1]) + len(run) <= size:
-            chunks[-1].extend(run)
-        else:
-            chunks.append(list(run))
+    return runs
+
+
+def take_chunk(runs: Sequence[list[int]], start: int, size: int) -> tuple[list[int], int]:
+    """Whole runs from ``runs[start]`` on, up to about ``size`` indices (at least one run); the chunk and
+    the next start."""
+    chunk: list[int] = []
+    pos = start
+    while pos < len(runs) and (not chunk or len(chunk) + len(runs[pos]) <= size):
+        chunk.extend(runs[pos])
+        pos += 1
+    return chunk, pos
+
+
+def chunk_runs(indices: Sequence[int], contexts: Sequence[str] | None, size: int) -> list[list[int]]:
+    """Cut ``indices`` into chunks of about ``size``, never splitting a run of a shared context."""
+    runs, chunks, pos = context_runs(indices, contexts), [], 0
+    while pos < len(runs):
+        chunk, pos = take_chunk(runs, pos, size)
+        chunks.append(chunk)
     return chunks
+
+
+def next_chunk_size(seconds: float, requests: int, largest: int, target: float = COMMIT_SECONDS) -> int:
+    """How many requests the next chunk gets so that it takes about ``target`` seconds."""
+    if seconds <= 0 or requests <= 0:
+        return largest
+    return max(1, min(largest, int(target * requests / seconds)))
 
 
 class CachedLM:
@@ -387,10 +414,13 @@ class CachedLM:
     chunks, each stored and committed before the next. ``computed`` and ``from_cache`` count this
     wrapper's requests. With ``cache=None``, or a model the cache cannot identify, it only counts."""
 
-    def __init__(self, inner: Any, cache: ResponseCache | None, *, chunk_size: int | None = None):
+    def __init__(self, inner: Any, cache: ResponseCache | None, *, chunk_size: int | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.inner = inner
         self.cache = cache
         self.chunk_size = chunk_size
+        """The most requests per chunk (default :data:`CHUNK_SIZE`); chunks are also sized by time."""
+        self.clock = clock
         self.computed = 0
         self.from_cache = 0
         self.problem: str | None = None
@@ -475,14 +505,19 @@ class CachedLM:
         self.from_cache += done
         if progress and done:
             progress(done, total)
-        for chunk in chunk_runs(misses, contexts, self.chunk_size or CHUNK_SIZE):
+        largest = self.chunk_size or CHUNK_SIZE
+        runs, pos, size = context_runs(misses, contexts), 0, min(FIRST_CHUNK, largest)
+        while pos < len(runs):
+            chunk, pos = take_chunk(runs, pos, size)
             base = done
 
             def inner_progress(d: int, _t: int, base: int = base) -> None:
                 if progress:
                     progress(base + d, total)
 
+            started = self.clock()
             results = compute([requests[i] for i in chunk], inner_progress if progress else None)
+            size = next_chunk_size(self.clock() - started, len(chunk), largest)
             if len(results) != len(chunk):
                 raise KensaError(f"{getattr(self.inner, 'name', 'the model')} returned {len(results)} "
                                    f"results for {len(chunk)} requests")
