@@ -1,8 +1,9 @@
-# Two commands do everything on a fresh machine (each installs what it needs into .venv):
+# Each target installs what it needs into .venv on a fresh machine:
 #   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
+#   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
 #   make qa      # the QA suite on the tiny T5 and the tiny causal model
 #   make test    # kensa's own tests
-#   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
+#   make vllm    # .venv-vllm: vLLM's CPU build, for --backend vllm and the served-model tests
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
 
 PYTHON ?= python3

@@ -68,7 +68,7 @@ def scripted():
             with script.lock:
                 script.in_flight += 1
                 script.peak = max(script.peak, script.in_flight)
-                script.seen.append({"path": self.path, "body": body})
+                script.seen.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                 reply = script.replies.pop(0) if script.replies else (200, {"choices": [{"text": "x"}]})
             time.sleep(script.delay)
             with script.lock:
@@ -133,9 +133,10 @@ def test_the_api_key_comes_from_the_named_environment_variable(scripted, monkeyp
     monkeypatch.setenv("MY_KEY", "secret-1")
     spec = resolve_model(f"openai://{scripted.url.removeprefix('http://')}#m", parse_model_args("api_key_env=MY_KEY"))
     scripted.replies = [(401, {"error": {"message": "no"}})]
-    with pytest.raises(ModelLoadError, match="HTTP 401"):
+    with pytest.raises(ModelLoadError, match="HTTP 401") as refused:
         ServedLM.load(spec)
-    assert scripted.seen[0]["path"] == "/v1/models"
+    assert scripted.seen[0]["path"] == "/v1/models" and scripted.seen[0]["auth"] == "Bearer secret-1"
+    assert "secret-1" not in str(refused.value)
 
 
 def llama_cpp_like(body):
@@ -247,6 +248,36 @@ def test_a_server_killed_mid_run_is_retried_then_the_run_resumes_from_the_cache(
         assert abs(ours.logprob - theirs.logprob) <= 1e-4 * ours.num_tokens
     again.inner.close()
     cache.close()
+
+
+SECRET = "sk-kensa-0123456789-never-written"
+
+
+def test_the_api_key_never_reaches_results_samples_logs_cache_or_junit(vllm_server, tmp_path):
+    """A whole suite run against the server, in a subprocess, with DEBUG logging captured into the JUnit XML:
+    the key is sent (the server accepts any) but no file the run writes, nor its output, contains it."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    out = tmp_path / "run"
+    env = dict(os.environ, KENSA_TEST_API_KEY=SECRET)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/jglue", "-m", "gpu", "--model", vllm_server.url,
+         "--model-args", "api_key_env=KENSA_TEST_API_KEY", "-k", "jcommonsenseqa-1.1-0.2", "--limit", "4",
+         "--gate", "off", "--results-dir", str(out / "results"), "--response-cache", str(out / "responses.sqlite"),
+         "--junitxml", str(out / "junit.xml"), "-o", "junit_logging=all", "--log-level=DEBUG", "-rA",
+         "-p", "no:cacheprovider"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert any(p.name == "results.json" for p in written) and any(p.suffix == ".jsonl" for p in written)
+    assert any(p.name.startswith("responses.sqlite") for p in written)
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in done.stdout + done.stderr
 
 
 def test_the_server_fixture_binds_loopback_only(vllm_server):
