@@ -18,6 +18,7 @@ import pytest
 from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
+from plugins.progress import ProgressLine
 
 pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz", "plugins.workers")
 
@@ -183,7 +184,8 @@ def _deselect_other_kinds(config: pytest.Config, items: list) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         variant = params.get("task_variant")
-        if variant is None or "kensa_model" not in getattr(item, "fixturenames", ()) or not rc.models:
+        # (an empty parameter set, e.g. a quiz run with no quiz data, gives pytest's NOTSET: it skips itself)
+        if not hasattr(variant, "applies_to") or "kensa_model" not in getattr(item, "fixturenames", ()) or not rc.models:
             keep.append(item)
             continue
         spec = params.get("kensa_model", rc.models[0])
@@ -367,39 +369,3 @@ class ResponseCounts:
     def pytest_unconfigure(self) -> None:
         if self.cache is not None:
             self.cache.close()
-
-
-class ProgressLine:
-    """Throttled progress for long runs, written past pytest's capture (not on xdist workers)."""
-
-    INTERVAL = 5.0
-
-    def __init__(self, config: pytest.Config, label: str):
-        self.config = config
-        self.label = label
-        self.start = self.last = time.perf_counter()
-        self.printed = False
-        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
-        self.capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if self.reporter is None or now - self.last < self.INTERVAL:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (total - done) / rate if rate else float("inf")
-        self._write(f"kensa: {self.label}: {done}/{total} requests ({100 * done / total:.0f}%), "
-                    f"{rate:.1f}/s, about {eta:.0f} s left")
-
-    def finish(self) -> None:
-        if self.printed:
-            self._write(f"kensa: {self.label}: done in {time.perf_counter() - self.start:.1f} s")
-
-    def _write(self, text: str) -> None:
-        self.printed = True  # so that finish() closes what was opened
-        if self.capture is not None:
-            with self.capture.global_and_fixture_disabled():
-                self.reporter.write_line(text)
-        else:
-            self.reporter.write_line(text)

@@ -103,7 +103,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     gate_rows, rows = rows, rows + _reported_rows(gate_session.summaries)
     pairs, pair_notes = _pairwise(gate_session.summaries, [m.name for m in rc.models])
     notes = gate_session.notes + pair_notes
-    average_lines = [f"{model}: {line}" for model in dict.fromkeys(s["model"] for s in gate_session.summaries)
+    # in --model order, whatever order the workers finished in
+    scored = {s["model"] for s in gate_session.summaries}
+    average_lines = [f"{model}: {line}" for model in [m.name for m in rc.models if m.name in scored]
                      for line in averages([s for s in gate_session.summaries if s["model"] == model])]
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for summary in gate_session.summaries:

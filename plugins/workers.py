@@ -6,10 +6,11 @@ that ``--dist loadgroup`` runs one model per worker. The logic lives in :mod:`ke
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
-from kensa.cli.workers import auto_workers, gpus_per_worker, pin_worker
+from kensa.cli.workers import auto_workers, gpus_per_worker, model_group, pin_worker
 from kensa.errors import KensaError
 
 
@@ -42,6 +43,26 @@ def pytest_configure(config: pytest.Config) -> None:
         pin_worker(os.environ, worker["workerid"], int(worker["workercount"]), _per_worker(config))
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: every test of a model on one worker. xdist 3.8 groups by rewriting node ids
+    in the workers (``item._nodeid``), which pytest 9.2's structured node ids no longer read, so the
+    controller groups by the model named in each test id instead (and by xdist's suffix where it works)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    from plugins.kensa_plugin import CONFIG_KEY
+
+    slugs = [m.slug for m in config.stash[CONFIG_KEY].models]
+
+    class ModelGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return model_group(nodeid, slugs) or nodeid
+
+    return ModelGroupScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker appends the group to the node ids

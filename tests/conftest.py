@@ -12,6 +12,12 @@ from tests.helpers import SHARED_DATA, load_tiny
 # Self-tests never read answers from a user's response cache (the cache's own tests pass a path).
 os.environ["KENSA_RESPONSE_CACHE"] = "off"
 
+# Under `pytest tests -n 2` each xdist worker has PYTEST_XDIST_WORKER in its environment. The suites these
+# tests start in subprocesses would inherit it and take themselves for xdist workers (syrupy, for one, then
+# keeps its snapshot report to itself); xdist itself reads the worker's config, not these variables.
+for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(scope="session")
 def tiny_neox():

@@ -58,5 +58,6 @@ def test_five_docs_of_text_are_all_unparseable(real, version):
     eval_split, pool = real
     variant = next(v for v in TASK.variants() if v.template.version == version)
     run = evaluate_generation(variant, FakeGenLM(lambda prompt: "よく似ています"), eval_split, pool, 3, limit=5)
-    assert run.metrics == {"pearson": 0.0, "spearman": 0.0, "unparseable": 5.0}
+    assert run.metrics == {"pearson": 0.0, "spearman": 0.0, "unparseable": 5.0,
+                           "unterminated": 0.0, "unterminated_stderr": 0.0}  # every generation task reports it
     assert all(s["extracted"] is None for s in run.samples)

@@ -114,6 +114,10 @@ def test_running_the_suite_without_a_model_is_a_usage_error(suite):
     assert run(suite, "--collect-only").ret == 0  # collection alone needs no model
 
 
+QA_MARKER_CHECKS = 1
+"""suites/qa's test_highlight_marker_is_one_token: one test per model (one "no-model" test without --model)."""
+
+
 def _variant_count() -> int:
     from kensa.tasks import all_tasks
 
@@ -126,8 +130,8 @@ def test_snapshot_tests_need_no_model(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", str(REPO / "suites"), "-m", "snapshot",
                                            "--rootdir", str(REPO), "-p", "no:cacheprovider")
     n = _variant_count()
-    # every task variant of the JGLUE suite; the tokenizer snapshots skip without a model
-    result.assert_outcomes(passed=n, deselected=n, skipped=2)
+    # every task variant's prompt snapshot; the tokenizer snapshots skip without a model
+    result.assert_outcomes(passed=n, deselected=n + QA_MARKER_CHECKS, skipped=2)
 
 
 def test_a_model_that_cannot_load_stops_the_session_once(suite):
@@ -174,8 +178,9 @@ def test_collect_only_imports_neither_torch_transformers_nor_scipy():
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stdout + done.stderr
     assert "HEAVY []" in done.stdout, done.stdout
-    # every task variant x (score, prompt snapshot), plus the tokenizer snapshot and its round-trip property
-    assert f"{2 * _variant_count() + 2} tests collected" in done.stdout
+    # every task variant x (score, prompt snapshot), the tokenizer snapshot and its round-trip property, and
+    # the QA suite's marker check
+    assert f"{2 * _variant_count() + 2 + QA_MARKER_CHECKS} tests collected" in done.stdout
     print(f"collect-only took {elapsed:.2f} s")  # measured, not asserted: see README
 
 

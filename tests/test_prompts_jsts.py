@@ -302,7 +302,7 @@ def pearson_by_hand(xs, ys):
 ])
 def test_correlations_through_the_task(golds, outputs, pearson, spearman, unparseable):
     run = run_outputs(golds, outputs)
-    assert list(run.metrics) == ["pearson", "spearman", "unparseable"]
+    assert list(run.metrics) == ["pearson", "spearman", "unparseable", "unterminated", "unterminated_stderr"]
     assert run.metrics["pearson"] == pytest.approx(pearson, abs=1e-12)
     assert run.metrics["spearman"] == pytest.approx(spearman, abs=1e-12)
     assert run.metrics["unparseable"] == unparseable
@@ -345,6 +345,7 @@ def test_fixtures_end_to_end_with_a_model_that_echoes_the_gold(version):
     variant = VARIANTS[version]
     lm = FakeGenLM(answering(variant, eval_split.rows, [TASK.golds(r)[0] for r in eval_split.rows]))
     run = evaluate_generation(variant, lm, eval_split, pool, 3)
-    assert run.metrics == {"pearson": pytest.approx(1.0), "spearman": pytest.approx(1.0), "unparseable": 0.0}
+    assert run.metrics == {"pearson": pytest.approx(1.0), "spearman": pytest.approx(1.0), "unparseable": 0.0,
+                           "unterminated": 0.0, "unterminated_stderr": 0.0}
     assert all(s["shots"] == 3 for s in run.samples) and run.task_id == f"jsts-1.0-{version}"
     assert all(r.until == STOPS[version] and r.max_new_tokens == 8 for r in lm.requests)

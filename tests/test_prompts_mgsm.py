@@ -201,7 +201,7 @@ def test_scoring_through_the_generation_loop():
     run = evaluate_generation(VARIANTS["0.0"], CharLM(reply=reply), ev, pool, 5)
     evens = sum(1 for n in answers.values() if n % 2 == 0)
     assert run.metrics["acc"] == pytest.approx(evens / len(answers))
-    assert set(run.metrics) == {"acc", "acc_stderr"}
+    assert set(run.metrics) == {"acc", "acc_stderr", "unterminated", "unterminated_stderr"}
     assert {s["extracted"] for s in run.samples if s["acc"] == 0.0} == {INVALID}
     assert all(len(s["fewshot_ids"]) == 5 and set(s["fewshot_ids"]) <= set(range(1, 9)) for s in run.samples)
 

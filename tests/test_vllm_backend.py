@@ -136,8 +136,9 @@ def test_backend_and_its_version_make_a_baseline_incomparable_and_change_the_cac
 
     hf = dict(tiny_neox.info)
     vllm = dict(hf, backend="vllm", backend_version="0.32.0", batch_size="engine")
+    # an HF entry keeps its shape (hardware and threads are recorded for the quiz's latency gate only)
     assert environment(hf).keys() == {"backend", "device", "dtype", "quantization", "torch", "transformers",
-                                      "batch_size"}  # an HF entry keeps its shape
+                                      "batch_size", "hardware", "threads"}
     assert incomparable(environment(hf), environment(vllm)) == ["backend hf -> vllm", "backend_version unknown -> 0.32.0"]
     newer = dict(vllm, backend_version="0.33.1")
     assert incomparable(environment(vllm), environment(newer)) == ["backend_version 0.32.0 -> 0.33.1"]

@@ -18,7 +18,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kensa.cli.workers import auto_workers, gpus_per_worker, pin_worker, strip_group, visible_gpus, worker_devices
+from kensa.cli.workers import (
+    auto_workers,
+    gpus_per_worker,
+    model_group,
+    pin_worker,
+    strip_group,
+    visible_gpus,
+    worker_devices,
+)
 from kensa.errors import OptionError
 from kensa.models import tiny
 from tests.helpers import REPO
@@ -64,10 +72,16 @@ def test_gpus_per_worker_follows_tensor_parallel_size():
         gpus_per_worker("0", [])
 
 
-def test_strip_group_removes_only_xdists_suffix():
+def test_strip_group_and_model_group_read_node_ids():
     assert strip_group("suites/jglue/test_jglue.py::test_task[jnli-1.3-0.3]@tiny-llama") == \
         "suites/jglue/test_jglue.py::test_task[jnli-1.3-0.3]"
     assert strip_group("t.py::test_task[a@b]") == "t.py::test_task[a@b]"
+    slugs = ["tiny", "tiny-llama"]
+    assert model_group("suites/jglue/test_jglue.py::test_task[jnli-1.3-0.3-tiny-llama]", slugs) == "tiny-llama"
+    assert model_group("suites/jglue/test_jglue.py::test_task[jnli-1.3-0.3-tiny]", slugs) == "tiny"
+    assert model_group("suites/tokenizers/test_tokenizer_snapshots.py::test_tokenizer[tiny]", slugs) == "tiny"
+    assert model_group("suites/jglue/test_prompt_snapshots.py::test_prompt[jnli-1.3-0.3]", slugs) is None
+    assert model_group("t.py::test_task[a]@grp", slugs) == "grp"
 
 
 @given(gpus=st.lists(st.integers(0, 15).map(str), min_size=1, max_size=8, unique=True),

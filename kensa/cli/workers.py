@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 
 from kensa.backends.args import parse_model_args
 from kensa.errors import OptionError
@@ -34,6 +34,20 @@ _GROUP_SUFFIX = re.compile(r"@[^\[\]/:]+$")
 def strip_group(nodeid: str) -> str:
     """``suites/x.py::test[a]@tiny`` -> ``suites/x.py::test[a]`` (the suffix xdist's loadgroup adds)."""
     return _GROUP_SUFFIX.sub("", nodeid)
+
+
+def model_group(nodeid: str, slugs: Sequence[str]) -> str | None:
+    """The model a test belongs to, for ``--dist loadgroup``: xdist's own ``@group`` suffix when there is
+    one, else the longest of ``slugs`` that ends the test's parameters (``test_task[jnli-1.3-0.3-tiny-llama]``
+    -> ``tiny-llama``; ``test_tokenizer[tiny]`` -> ``tiny``); None for a test of no model."""
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        return nodeid.rsplit("@", 1)[1]
+    if not nodeid.endswith("]"):
+        return None
+    for slug in sorted(slugs, key=len, reverse=True):
+        if nodeid.endswith((f"-{slug}]", f"[{slug}]")):
+            return slug
+    return None
 
 
 def visible_gpus(environ: Mapping[str, str]) -> list[str]:

@@ -39,6 +39,7 @@ from typing import Any
 from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
 from kensa.backends.identity import minor
 from kensa.errors import KensaError
+from kensa.run.chunks import COMMIT_SECONDS, chunk_runs, context_runs, next_chunk_size, take_chunk  # noqa: F401
 
 CACHE_FORMAT = 2
 """Part of every key: bump it when the scoring code changes what a request's answer is, or how it is
@@ -47,8 +48,6 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6B656E73  # "kens": marks a SQLite file as a kensa response cache
 CHUNK_SIZE = 256
 """The most requests per backend call between commits (a run of requests sharing a context is never split)."""
-COMMIT_SECONDS = 5.0
-"""Chunks are sized to take about this long, from the model time per request of the chunks before."""
 FIRST_CHUNK = 4
 """The first chunk's size, before any timing is known."""
 BUSY_TIMEOUT_S = 120.0
@@ -368,45 +367,6 @@ class ResponseCache:
 
 
 # -- the wrapper -----------------------------------------------------------------------------------
-
-def context_runs(indices: Sequence[int], contexts: Sequence[str] | None) -> list[list[int]]:
-    """Consecutive indices whose requests share a context (the backend scores a shared prompt once, so a
-    run is never split between chunks); without ``contexts``, one index per run."""
-    runs: list[list[int]] = []
-    for i in indices:
-        if runs and contexts is not None and contexts[runs[-1][-1]] == contexts[i]:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
-def take_chunk(runs: Sequence[list[int]], start: int, size: int) -> tuple[list[int], int]:
-    """Whole runs from ``runs[start]`` on, up to about ``size`` indices (at least one run); the chunk and
-    the next start."""
-    chunk: list[int] = []
-    pos = start
-    while pos < len(runs) and (not chunk or len(chunk) + len(runs[pos]) <= size):
-        chunk.extend(runs[pos])
-        pos += 1
-    return chunk, pos
-
-
-def chunk_runs(indices: Sequence[int], contexts: Sequence[str] | None, size: int) -> list[list[int]]:
-    """Cut ``indices`` into chunks of about ``size``, never splitting a run of a shared context."""
-    runs, chunks, pos = context_runs(indices, contexts), [], 0
-    while pos < len(runs):
-        chunk, pos = take_chunk(runs, pos, size)
-        chunks.append(chunk)
-    return chunks
-
-
-def next_chunk_size(seconds: float, requests: int, largest: int, target: float = COMMIT_SECONDS) -> int:
-    """How many requests the next chunk gets so that it takes about ``target`` seconds."""
-    if seconds <= 0 or requests <= 0:
-        return largest
-    return max(1, min(largest, int(target * requests / seconds)))
-
 
 class CachedLM:
     """A backend with a response cache in front: the same interface as ``HFCausalLM`` (every other
