@@ -2,7 +2,7 @@
 #   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
 #   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
 #   make qa      # the QA suite on the tiny T5 and the tiny causal model
-#   make test    # kensa's own tests
+#   make test    # kensa's own tests (the default tier; make test-all adds the slow ones)
 #   make vllm    # .venv-vllm: vLLM's CPU build, for --backend vllm and the served-model tests
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
 
@@ -13,7 +13,7 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue quiz qa test install clean vllm
+.PHONY: jglue quiz qa test test-all sweep models install clean vllm
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
@@ -23,9 +23,26 @@ quiz: $(VENV)/.installed
 qa: $(VENV)/.installed
 	$(PY) -m pytest suites/qa --model tiny-t5 --model tiny $(ARGS)
 
+# kensa's own tests on TEST_WORKERS xdist workers. `make test` is the default tier (what CI runs): everything but
+# the tests marked slow (a task's other prompt versions in the equivalence and peer cross-checks, the whole
+# JGLUE suite on tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep`
+# runs the soak, the SIGKILL sweep and two concurrent sessions with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" $(ARGS)
+
+test-all: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest tests -n $(TEST_WORKERS) $(ARGS)
+
+sweep: $(VENV)/.installed
+	KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} $(PY) -m pytest tests/test_soak.py \
+		tests/test_kill_sweep.py tests/test_concurrent_sessions.py -s $(ARGS)
+
+# Every built-in tiny model, built once into the cache (tiny-trained trains for a few minutes on one thread).
+models: $(VENV)/.installed
+	$(PY) -c "from kensa.models import tiny; [print(tiny.build_model(n)) for n in tiny.MODELS]"
 
 install: $(VENV)/.installed
 

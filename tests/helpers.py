@@ -34,6 +34,20 @@ GATE_ENV = {"backend": "hf", "device": "cpu", "dtype": "float32", "quantization"
             "transformers": "5.23.0", "batch_size": "4"}
 
 
+def tiered(variants) -> list:
+    """``variants`` as pytest params: the first prompt version of each task runs in the default tier (``make test``,
+    CI); the task's other versions are marked ``slow`` (``make test-all``). A task's versions share its loading,
+    scoring and backend code and differ only in the template, which the prompt snapshots pin."""
+    import pytest
+
+    seen, params = set(), []
+    for v in variants:
+        key = (v.task.name, v.task.version)
+        params.append(pytest.param(v, id=v.task_id, marks=(pytest.mark.slow,) if key in seen else ()))
+        seen.add(key)
+    return params
+
+
 def crosscheck_tasks():
     """Every registered task for the peer cross-checks and the packed-scoring equivalence, with one quiz category
     (アニメ) standing for the five: the quiz categories share their prompts and code and differ only in their

@@ -6,7 +6,7 @@ kills land in model loading, scoring, writing samples and results, ``--threshold
 (writes are atomic: a temporary file, fsync, rename); then an uninterrupted rerun computes only what
 the response cache lacks and ends with the scores of a run that was never killed.
 
-``KENSA_KILL_SWEEP`` sets how many kills each scenario gets (default 2, what CI runs; more for a soak).
+``KENSA_KILL_SWEEP`` sets how many kills each scenario gets (default 2; CI runs 1 through `make sweep`).
 """
 
 from __future__ import annotations

@@ -15,13 +15,12 @@ import pytest
 from kensa.data import DataSource
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.render import prepare
-from tests.helpers import crosscheck_tasks
+from tests.helpers import crosscheck_tasks, tiered
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
-pytestmark = pytest.mark.slow
-
-# Every multiple-choice variant is checked; a new task is covered without a new test.
-VARIANTS = [v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()]
+# Every multiple-choice variant is checked (a new task is covered without a new test): one version per task
+# in the default tier, the rest marked slow (tests.helpers.tiered).
+VARIANTS = tiered([v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def peer(tiny_llama):
                 max_length=tiny_llama.max_length)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.task_id for v in VARIANTS])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_lm_eval_scores_kensas_tokens_identically(variant, tiny_llama, peer):
     from lm_eval.api.metrics import mean
 

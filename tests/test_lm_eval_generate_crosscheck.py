@@ -40,7 +40,7 @@ from kensa.run.generation import evaluate_generation
 from tests.helpers import crosscheck_tasks, load_tiny
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
-pytestmark = pytest.mark.slow
+# (not slow: 193 generation cross-checks take about 2 minutes of one core)
 
 # Every generation variant is checked; a new task is covered without a new test.
 # lm-eval's HFLM here is a causal model: the prompts written for seq2seq models (suites/qa 0.1, 0.2) are not its.

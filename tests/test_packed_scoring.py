@@ -15,12 +15,14 @@ from kensa.backends.packing import Pack, build_packs, collate
 from kensa.data import DataSource
 from kensa.metrics.core import multiple_choice_scores
 from kensa.tasks.render import prepare
-from tests.helpers import crosscheck_tasks, load_tiny
+from tests.helpers import crosscheck_tasks, load_tiny, tiered
 
 torch = pytest.importorskip("torch")
 
-# Every multiple-choice variant: a new task is covered without a new test.
-VARIANTS = [v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()]
+# Every multiple-choice variant (a new task is covered without a new test): one version per task in the
+# default tier, the rest marked slow (tests.helpers.tiered).
+ALL_MC = [v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()]
+VARIANTS = tiered(ALL_MC)
 
 
 def requests_for(variant, limit=None):
@@ -48,7 +50,7 @@ def assert_equivalent(lm, docs, requests, strict=False):
 
 
 @pytest.mark.parametrize("fixture", ["tiny_neox", "tiny_llama"])
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.task_id for v in VARIANTS])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_packed_equals_simple_on_every_task(variant, fixture, request):
     lm = request.getfixturevalue(fixture)
     assert lm._mask_format() == "bool"  # SDPA: the packed path is the one under test
@@ -64,7 +66,7 @@ def tiny_with_adapter():
 
 
 def test_packed_equals_simple_through_a_peft_adapter(tiny_with_adapter):
-    docs, requests = requests_for(VARIANTS[0])
+    docs, requests = requests_for(ALL_MC[0])
     assert_equivalent(tiny_with_adapter, docs, requests)
 
 
@@ -72,12 +74,12 @@ def test_packed_equals_simple_with_eager_attention():
     lm = load_tiny("tiny-llama", "batch_size=5")
     lm.model.set_attn_implementation("eager")
     assert lm._mask_format() == "additive"
-    docs, requests = requests_for(VARIANTS[0], limit=10)
+    docs, requests = requests_for(ALL_MC[0], limit=10)
     assert_equivalent(lm, docs, requests)
     lm.close()
 
 
-LONG_PROMPTS = [VARIANTS[0], next(v for v in VARIANTS if v.task.name == "jnli")]
+LONG_PROMPTS = [ALL_MC[0], next(v for v in ALL_MC if v.task.name == "jnli")]
 
 
 @pytest.mark.parametrize("variant", LONG_PROMPTS, ids=lambda v: v.task_id)
@@ -90,7 +92,7 @@ def test_packed_equals_simple_when_prompts_are_truncated(variant):
 
 
 def test_packing_runs_each_shared_prompt_once(tiny_llama):
-    docs, requests = requests_for(VARIANTS[0], limit=6)
+    docs, requests = requests_for(ALL_MC[0], limit=6)
     encoded = [tiny_llama.encode_pair(c, x) for c, x in requests]
     packs = build_packs(encoded, max_row=10_000)
     assert len(packs) == len(docs)
@@ -196,7 +198,7 @@ class OutOfMemoryAbove:
 
 def test_auto_batch_size_halves_on_out_of_memory_and_keeps_the_results():
     lm = load_tiny("tiny-llama", "batch_size=auto")
-    _, requests = requests_for(VARIANTS[0], limit=20)
+    _, requests = requests_for(ALL_MC[0], limit=20)
     want = lm.loglikelihood_simple(requests)
     lm._mask_format()
     real = lm.model
@@ -212,7 +214,7 @@ def test_a_fixed_batch_size_that_runs_out_of_memory_says_what_to_do():
     from kensa.errors import ModelRunError
 
     lm = load_tiny("tiny-llama", "batch_size=8")
-    _, requests = requests_for(VARIANTS[0], limit=10)
+    _, requests = requests_for(ALL_MC[0], limit=10)
     lm._mask_format()
     lm.model = OutOfMemoryAbove(lm.model, rows=2)
     with pytest.raises(ModelRunError, match="batch of 8.*batch_size=auto"):

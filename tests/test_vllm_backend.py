@@ -18,10 +18,12 @@ from kensa.metrics.core import multiple_choice_scores
 from kensa.models import load_model, resolve_model
 from kensa.tasks import all_tasks
 from kensa.tasks.render import prepare, prepare_generation
+from tests.helpers import tiered
 
 torch = pytest.importorskip("torch")
 
-MC = [v for t in all_tasks() if t.kind == "multiple_choice" for v in t.variants()]
+# Every multiple-choice variant: one version per task in the default tier, the rest slow (tests.helpers.tiered).
+MC = tiered([v for t in all_tasks() if t.kind == "multiple_choice" for v in t.variants()])
 GENERATION = [t.variants()[0] for t in all_tasks() if t.kind == "generation"]
 LIMIT = 8
 TOLERANCE = 1e-4
@@ -63,7 +65,7 @@ def test_the_engine_runs_what_kensa_asks(vllm_tiny, tiny_neox):
     assert vllm_tiny.encode_pair("質問：", "答え") == tiny_neox.encode_pair("質問：", "答え")
 
 
-@pytest.mark.parametrize("variant", MC, ids=[v.task_id for v in MC])
+@pytest.mark.parametrize("variant", MC)
 def test_per_token_logprobs_and_predictions_match_hf(variant, vllm_tiny, tiny_neox):
     task = variant.task
     eval_split, pool = task.load(DataSource.fixtures())
