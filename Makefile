@@ -30,7 +30,7 @@ qa: $(VENV)/.installed
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
-	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" $(ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" --durations=20 $(ARGS)
 
 test-all: $(VENV)/.installed
 	$(VENV)/bin/lint-imports

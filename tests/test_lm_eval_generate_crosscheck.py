@@ -37,14 +37,14 @@ import pytest
 from kensa.data import DataSource
 from kensa.metrics.core import aggregate
 from kensa.run.generation import evaluate_generation
-from tests.helpers import crosscheck_tasks, load_tiny
+from tests.helpers import crosscheck_tasks, load_tiny, tiered
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is the peer oracle; `make install` installs it (extra 'peer')")
-# (not slow: 193 generation cross-checks take about 2 minutes of one core)
 
 # Every generation variant is checked; a new task is covered without a new test.
 # lm-eval's HFLM here is a causal model: the prompts written for seq2seq models (suites/qa 0.1, 0.2) are not its.
 VARIANTS = [v for t in crosscheck_tasks() if t.kind == "generation" for v in t.variants() if v.applies_to("causal")]
+TIERED = tiered(VARIANTS)  # one version per task in the default tier, the rest slow
 LIMIT = 8
 SHORT_CONTEXT = 300
 """A context length that forces left truncation (the prompts are 300-900 tokens) and still exceeds
@@ -185,7 +185,7 @@ def check_against_peer(variant, lm, peer_generate):
 CASES = [(m, b) for m in ("tiny-llama", "tiny-trained") for b in (1, 4)]
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.task_id for v in VARIANTS])
+@pytest.mark.parametrize("variant", TIERED)
 @pytest.mark.parametrize(("model", "batch_size"), CASES, ids=[f"{m}-b{b}" for m, b in CASES], indirect=["model"])
 def test_lm_eval_generates_what_kensa_generates(variant, batch_size, model, peer_generate):
     check_against_peer(variant, with_settings(model, batch_size), peer_generate)
