@@ -16,15 +16,14 @@ from kensa.data import DataSource
 from kensa.errors import ModelLoadError, OptionError
 from kensa.metrics.core import multiple_choice_scores
 from kensa.models import load_model, resolve_model
-from kensa.tasks import all_tasks
 from kensa.tasks.render import prepare, prepare_generation
-from tests.helpers import tiered
+from tests.helpers import crosscheck_tasks, tiered
 
 torch = pytest.importorskip("torch")
 
 # Every multiple-choice variant: one version per task in the default tier, the rest slow (tests.helpers.tiered).
-MC = tiered([v for t in all_tasks() if t.kind == "multiple_choice" for v in t.variants()])
-GENERATION = [t.variants()[0] for t in all_tasks() if t.kind == "generation"]
+MC = tiered([v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v in t.variants()])
+GENERATION = [t.variants()[0] for t in crosscheck_tasks() if t.kind == "generation"]
 LIMIT = 8
 TOLERANCE = 1e-4
 
