@@ -36,14 +36,15 @@ from kensa.backends.hf_common import (
     model_info,
     tokenizer_source,
 )
-from kensa.backends.stopping import StopChecker, byte_piece_ids, first_stop
+from kensa.backends.stopping import StopChecker, first_stop
+from kensa.backends.tokenized import TokenizedModel
 from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, OptionError
 
 BACKEND = "hf-seq2seq"
 
 
-class HFSeq2SeqLM(Batching):
+class HFSeq2SeqLM(TokenizedModel, Batching):
     """One loaded encoder-decoder model and its tokenizer. Free it with :meth:`close`."""
 
     kind = "seq2seq"
@@ -103,19 +104,6 @@ class HFSeq2SeqLM(Batching):
     def input_device(self):
         return self.model.get_input_embeddings().weight.device
 
-    @property
-    def max_gen_toks(self) -> int:
-        return self.spec.args.max_gen_toks
-
-    def tok_encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def tok_decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def tokenize(self, text: str) -> list[str]:
-        return self.tokenizer.tokenize(text)
-
     def source_ids(self, text: str) -> list[int]:
         """The encoder's input: special tokens as the tokenizer adds them, cut to the context length."""
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
@@ -135,12 +123,6 @@ class HFSeq2SeqLM(Batching):
         if not target:
             raise ValueError(f"continuation {continuation!r} encodes to no tokens")
         return self.source_ids(context) + target, len(target)
-
-    @property
-    def byte_pieces(self) -> frozenset[int]:
-        if self._byte_pieces is None:
-            self._byte_pieces = byte_piece_ids(self.tokenizer)
-        return self._byte_pieces
 
     def _pad_id(self) -> int:
         tok = self.tokenizer

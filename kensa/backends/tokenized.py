@@ -2,7 +2,8 @@
 
 The HF backend, the vLLM backend and served models all score the ids :meth:`TokenizedModel.encode_pair`
 and :meth:`TokenizedModel.generation_ids` give (the response cache keys on them), so a request means
-the same tokens on every backend. A subclass sets ``spec``, ``tokenizer`` and ``max_length``.
+the same tokens on every backend. A subclass sets ``spec``, ``tokenizer`` and ``max_length``. The seq2seq
+backend shares the token helpers and overrides the two methods (its ids are a source and a target).
 """
 
 from __future__ import annotations
