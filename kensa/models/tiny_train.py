@@ -111,14 +111,7 @@ def _train(model: Any, encoded: list[tuple[list[int], int]], pad_id: int, recipe
     import torch
 
     rnd = random.Random(recipe.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
-                                  weight_decay=recipe.weight_decay)
-
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
-        warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
-        return warm * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    optimizer, schedule = _optimizer(model, recipe)
     lengths = [len(whole) for whole, _ in encoded]
     pending: list[list[int]] = []
     losses = []
@@ -180,14 +173,7 @@ def train_seq2seq(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     torch.use_deterministic_algorithms(True)
     try:
         rnd = random.Random(recipe.seed)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
-                                      weight_decay=recipe.weight_decay)
-
-        def lr_factor(step: int) -> float:
-            warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
-            return warm * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        optimizer, schedule = _optimizer(model, recipe)
         lengths = [len(s) for s, _ in encoded]
         pending: list[list[int]] = []
         losses = []
@@ -207,3 +193,17 @@ def train_seq2seq(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     finally:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+
+
+def _optimizer(model: Any, recipe: TrainRecipe) -> tuple[Any, Any]:
+    """AdamW with a linear warm-up, then cosine decay to zero: both tiny models train with it."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas,
+                                  weight_decay=recipe.weight_decay)
+
+    def lr_factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
+        return warm * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
