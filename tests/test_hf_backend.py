@@ -310,11 +310,20 @@ def test_workers_share_the_cores_unless_omp_num_threads_is_set(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_finished_rows_leave_the_batch_and_only_running_rows_are_charged(tiny_llama):
+def test_finished_rows_leave_the_batch_and_only_running_rows_are_charged(tiny_llama, monkeypatch):
     """One row with a budget of 40 and seven of 2: after the short rows finish, the long one runs
     alone (the cache is compacted), its text is what it gets alone, and the model time of each
-    step is charged to the rows still running."""
+    step is charged to the rows still running. A clock that moves one second per reading makes
+    the prefill and every step cost exactly 1 s, so each row's charge is known exactly."""
+    from kensa.backends import decoding
     from kensa.backends.decoding import DecodeStats
+
+    class OneSecondPerReading:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1.0
+            return self.now
 
     contexts = ["質問：日本の首都は？\n回答：", "東京", "ユーザー: こんにちは<NL>システム: ", "以下は指示です。"] * 2
     reqs = [GenerationRequest(c, (), 40 if i == 0 else 2) for i, c in enumerate(contexts)]
@@ -323,6 +332,7 @@ def test_finished_rows_leave_the_batch_and_only_running_rows_are_charged(tiny_ll
         tiny_llama.batch_size = 1
         alone = tiny_llama.generate_until(reqs)
         tiny_llama.batch_size, tiny_llama.decode_stats = 8, DecodeStats()
+        monkeypatch.setattr(decoding, "time", OneSecondPerReading())
         together = tiny_llama.generate_until(reqs)
         stats = tiny_llama.decode_stats
     finally:
@@ -331,8 +341,12 @@ def test_finished_rows_leave_the_batch_and_only_running_rows_are_charged(tiny_ll
     assert [r.generated_tokens for r in together] == [40] + [2] * 7
     assert stats.steps == 39 and stats.compactions == 1
     assert stats.row_steps == 8 + 38  # all eight rows for one step, then the long row alone (generate: 8 x 39)
-    assert all(r.stop_reason == "length" and r.seconds > 0 and r.first_token_seconds > 0 for r in together)
-    assert together[0].seconds > 5 * max(r.seconds for r in together[1:])
+    assert all(r.stop_reason == "length" and r.first_token_seconds == 1.0 for r in together)
+    # the prefill second is shared by prompt length, the first step's second by all eight rows, and
+    # the 38 steps after the compaction go to the long row alone
+    prompt_total = sum(r.prompt_tokens for r in together)
+    for i, r in enumerate(together):
+        assert r.seconds == pytest.approx(r.prompt_tokens / prompt_total + 1 / 8 + (38 if i == 0 else 0))
 
 
 def test_rows_stop_on_eos_stop_strings_and_budget(tiny_llama):

@@ -26,6 +26,21 @@ def test_two_builds_are_byte_identical(tmp_path):
         assert sha(a / name) == sha(b / name), name
 
 
+def test_two_adapter_builds_are_byte_identical(tmp_path):
+    """peft initialises lora_A from torch's global RNG; the build must not depend on it. (The base
+    is built first: a base build seeds that RNG itself, which hid the dependence on a fresh cache.)"""
+    import torch
+
+    built = []
+    for seed, root in ((1, tmp_path / "a"), (2, tmp_path / "b")):
+        tiny.build_model(tiny.ADAPTERS["tiny-lora"].base, root=root)
+        torch.manual_seed(seed)
+        built.append(tiny.build_adapter("tiny-lora", root=root))
+    a, b = built
+    assert a.name == b.name
+    assert sha(a / "adapter_model.safetensors") == sha(b / "adapter_model.safetensors")
+
+
 def test_cache_is_reused(tmp_path):
     first = tiny.build_model("tiny", root=tmp_path)
     stamp = (first / "model.safetensors").stat().st_mtime_ns

@@ -75,6 +75,7 @@ class TinyAdapterRecipe:
     target_modules: tuple[str, ...] = ("query_key_value", "dense")
     scale: float = 0.5  # the LoRA B weights are random * scale, so the adapter changes the output
     seed: int = 1
+    init: str = "A~N(0,1/r),B~N(0,scale^2)"  # in the cache key: earlier adapters drew A from the global RNG
 
 
 MODELS = {r.name: r for r in (
@@ -266,10 +267,14 @@ def build_adapter(name: str, root: Path | None = None) -> Path:
     config = LoraConfig(r=recipe.r, lora_alpha=recipe.lora_alpha, target_modules=list(recipe.target_modules),
                         task_type="CAUSAL_LM")
     model = get_peft_model(base, config)
+    # peft draws A from the global RNG and sets B to zero: both come from the recipe's own generator
+    # instead, so two builds are byte-identical and the adapter changes the output.
     gen = torch.Generator().manual_seed(recipe.seed)
     with torch.no_grad():
         for pname, param in sorted(model.named_parameters()):
-            if "lora_B" in pname:  # B starts at zero; random B makes the adapter matter
+            if "lora_A" in pname:
+                param.copy_(torch.randn(param.shape, generator=gen) / param.shape[0] ** 0.5)
+            elif "lora_B" in pname:
                 param.copy_(torch.randn(param.shape, generator=gen) * recipe.scale)
     tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
     model.save_pretrained(tmp)
