@@ -14,7 +14,8 @@
   every source as T5's tokenizer does.
 
 A directory is written under a temporary name and renamed into place, so parallel builders
-(xdist workers) never see half a model.
+(xdist workers) never see half a model, and a build holds a lock file, so a second process that
+asks for the same model waits for the first build instead of training it again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,6 +119,36 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@contextmanager
+def _build_lock(final: Path) -> Iterator[None]:
+    """Hold an exclusive lock for building ``final`` (released when the process dies, too)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: concurrent builders each build, and the rename keeps one
+        yield
+        return
+    locks = final.parent.parent / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{final.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"kensa: waiting for another process that is building {final.name}", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _cached(final: Path, marker: str, build: Callable[[], Path]) -> Path:
+    """``final`` if it holds ``marker``; else ``build()`` it under the lock, unless another
+    process built it while this one waited."""
+    if (final / marker).is_file():
+        return final
+    with _build_lock(final):
+        if (final / marker).is_file():
+            return final
+        return build()
+
+
 def _publish(tmp: Path, final: Path) -> Path:
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a shared cache should be readable
     try:
@@ -129,13 +162,15 @@ def build_spm(root: Path | None = None) -> Path:
     """Train (or find in the cache) the tiny SentencePiece tokenizer; return its directory."""
     recipe = {"spm": SPM_RECIPE, "versions": _library_versions()}
     final = (root or cache_root()) / "tiny" / f"spm-{_digest(recipe)}"
-    if (final / "tokenizer.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".spm-", dir=final.parent))
-    options = {k: v for k, v in SPM_RECIPE.items() if k not in ("corpus_lines", "corpus_version")}
-    write_spm(tmp, corpus_lines(SPM_RECIPE["corpus_lines"]), options)
-    return _publish(tmp, final)
+
+    def build() -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".spm-", dir=final.parent))
+        options = {k: v for k, v in SPM_RECIPE.items() if k not in ("corpus_lines", "corpus_version")}
+        write_spm(tmp, corpus_lines(SPM_RECIPE["corpus_lines"]), options)
+        return _publish(tmp, final)
+
+    return _cached(final, "tokenizer.json", build)
 
 
 def write_spm(directory: Path, lines: Iterable[str], options: dict) -> None:
@@ -176,8 +211,10 @@ def _build_model(recipe: TinyModelRecipe, root: Path | None = None) -> Path:
     spm_dir = build_spm(root)
     key, examples = _model_key(recipe, spm_dir)
     final = (root or cache_root()) / "tiny" / f"{recipe.name}-{_digest(key)}"
-    if (final / "model.safetensors").is_file():
-        return final
+    return _cached(final, "model.safetensors", lambda: _train_and_save(recipe, spm_dir, key, examples, final))
+
+
+def _train_and_save(recipe: TinyModelRecipe, spm_dir: Path, key: dict, examples, final: Path) -> Path:
     import torch
     from transformers import (
         AutoModelForCausalLM,
@@ -256,8 +293,10 @@ def build_adapter(name: str, root: Path | None = None) -> Path:
     base_dir = build_model(recipe.base, root)
     key = {"adapter": asdict(recipe), "base": base_dir.name, "versions": _library_versions()}
     final = (root or cache_root()) / "tiny" / f"{recipe.name}-{_digest(key)}"
-    if (final / "adapter_model.safetensors").is_file():
-        return final
+    return _cached(final, "adapter_model.safetensors", lambda: _save_adapter(recipe, base_dir, key, final))
+
+
+def _save_adapter(recipe: TinyAdapterRecipe, base_dir: Path, key: dict, final: Path) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
