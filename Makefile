@@ -40,7 +40,7 @@ sweep: $(VENV)/.installed
 	KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
 	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"} \
 		$(PY) -m pytest tests/test_soak.py \
-		tests/test_kill_sweep.py tests/test_concurrent_sessions.py -s $(ARGS)
+		tests/test_kill_sweep.py tests/test_concurrent_sessions.py -n $(TEST_WORKERS) $(ARGS)
 
 # Every built-in tiny model, built once into the cache (tiny-trained trains for a few minutes on one thread).
 models: $(VENV)/.installed

@@ -204,6 +204,9 @@ def _outputs(pytester, *args):
     return result, summary, props, doc["kensa"]["gate"], table
 
 
+# Slow tier: tests/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
+# same (summary, JUnit, gate rows, table, Holm, cache) for both xdist modes in the default tier.
+@pytest.mark.slow
 def test_xdist_reports_exactly_what_a_serial_run_reports(gated):
     args = ("--model", "tiny", "--limit", "12", "--prompt-version", "0.3,0.4,0.6")
     run(gated, *args, "--thresholds-update")

@@ -63,6 +63,9 @@ def test_suite_writes_results_samples_and_table(suite, xdist):
     assert summary.startswith("**kensa gate: OFF") and "| model | task | metric |" in summary
 
 
+# Slow tier: tests/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
+# same (summary, JUnit, gate rows, table, Holm, cache) for both xdist modes in the default tier.
+@pytest.mark.slow
 def test_serial_and_xdist_give_the_same_scores(suite):
     scores = []
     for extra in ([], ["-n", "2"]):
