@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -96,12 +97,36 @@ def test_exact_match_after_the_normaliser():
     assert exact_match("Kofu", "kofu") == 0.0  # no lower-casing
 
 
-@given(st.text(max_size=30))
+def _may_compose(c: str) -> bool:
+    """NFKC maps ``c`` to text with a combining mark or a conjoining Hangul jamo (゛ U+309B -> " " + U+3099,
+    ﾞ U+FF9E -> U+3099, ´ U+00B4 -> " " + U+0301, ﾡ U+FFA1 -> U+11A8, ...): 2,741 characters below U+30000."""
+    return any(unicodedata.combining(x) or unicodedata.category(x) in ("Mn", "Mc", "Me") or "\u1100" <= x <= "\u11ff"
+               for x in unicodedata.normalize("NFKC", c))
+
+
+MAY_COMPOSE = [chr(c) for c in range(0x30000) if not 0xD800 <= c < 0xE000 and _may_compose(chr(c))]
+
+
+# Outside MAY_COMPOSE, 400,000 random strings (seeded; half from kana, ASCII and full/half-width forms) found
+# no counterexample; with it, hypothesis found one in CI ("Ï´").
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters=MAY_COMPOSE), max_size=30))
 def test_normaliser_is_idempotent_and_f1_of_itself_is_100(text):
     once = normalise_v1(text)
     assert normalise_v1(once) == once
     assert "\n" not in once and "\r" not in once
     assert char_f1(text, text) == 100.0
+
+
+def test_normaliser_1_is_not_idempotent_where_removed_spaces_let_marks_compose():
+    """Version 1 is the users' preprocessing (NFKC, then neologdn) and keeps its known flaw: neologdn drops a
+    space that NFKC left before a combining mark, or between kana and a half-width voiced mark, and the mark
+    then sits after a character a second NFKC would compose it with. So "か゛" does not match "が". Fixing
+    it would be a new normaliser version (ending in NFKC), not a change to this one."""
+    assert {"\u309b", "\u309c", "\uff9e", "\uff9f", "\u00b4"} <= set(MAY_COMPOSE) and "が" not in MAY_COMPOSE
+    assert normalise_v1("か゛") == "か\u3099" and normalise_v1(normalise_v1("か゛")) == "が"
+    assert exact_match("か゛", "が") == 0.0
+    assert normalise_v1("か ﾞ") == "か\u3099"  # the half-width mark after a space
+    assert normalise_v1("Ï´") == "Ï\u0301" and normalise_v1("Ï\u0301") == "\u1e2e"
 
 
 @given(st.text(max_size=20), st.text(max_size=20))
