@@ -13,7 +13,7 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue quiz qa test test-all sweep models install clean vllm
+.PHONY: jglue quiz qa test test-all sweep check models install clean vllm
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
@@ -23,11 +23,15 @@ quiz: $(VENV)/.installed
 qa: $(VENV)/.installed
 	$(PY) -m pytest suites/qa --model tiny-t5 --model tiny $(ARGS)
 
-# kensa's own tests on TEST_WORKERS xdist workers. `make test` is the default tier (what CI runs): everything but
-# the tests marked slow (a task's other prompt versions in the equivalence and peer cross-checks, the whole
-# JGLUE suite on tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep`
-# runs the soak, the SIGKILL sweep and two concurrent sessions with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
+# kensa's own tests on TEST_WORKERS xdist workers. `make test` is the default tier: everything but the tests
+# marked slow (a task's other prompt versions in the equivalence and peer cross-checks, the whole JGLUE suite on
+# tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep` runs the soak, the
+# SIGKILL sweep and two concurrent sessions (marker sweep) with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
+# `make check` is what CI runs: the default tier and the sweep in one xdist session, so the sweep's long tests
+# fill the workers' gaps instead of running after them.
 TEST_WORKERS ?= 2
+SWEEP_ENV = KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
+	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"}
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
 	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" --durations=20 $(ARGS)
@@ -37,10 +41,11 @@ test-all: $(VENV)/.installed
 	$(PY) -m pytest tests -n $(TEST_WORKERS) $(ARGS)
 
 sweep: $(VENV)/.installed
-	KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
-	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"} \
-		$(PY) -m pytest tests/test_soak.py \
-		tests/test_kill_sweep.py tests/test_concurrent_sessions.py -n $(TEST_WORKERS) $(ARGS)
+	$(SWEEP_ENV) $(PY) -m pytest tests -m sweep -n $(TEST_WORKERS) $(ARGS)
+
+check: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
+	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow or sweep" --durations=20 $(ARGS)
 
 # Every built-in tiny model, built once into the cache (tiny-trained trains for a few minutes on one thread).
 models: $(VENV)/.installed

@@ -19,6 +19,11 @@ for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_
     os.environ.pop(_name, None)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sweep: the soak, the SIGKILL sweep and concurrent sessions (make sweep; "
+                                       "CI runs them with reduced counts in make check)")
+
+
 @pytest.fixture(scope="session")
 def tiny_neox():
     lm = load_tiny("tiny-neox")

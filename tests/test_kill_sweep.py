@@ -27,7 +27,7 @@ import pytest
 from tests.helpers import REPO
 
 pytest.importorskip("transformers")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sweep]
 
 KILLS = int(os.environ.get("KENSA_KILL_SWEEP", "2"))
 SELECT = ("--model", "tiny", "--limit", "6", "--prompt-version", "0.3", "-k", "jcommonsenseqa or jnli-1.3")

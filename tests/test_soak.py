@@ -20,7 +20,7 @@ from tests.helpers import REPO
 
 pytest.importorskip("transformers")
 pytest.importorskip("xdist")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sweep]
 
 RUNS = int(os.environ.get("KENSA_SOAK", "2"))
 SELECT = os.environ.get("KENSA_SOAK_SELECT", "jcommonsenseqa-1.1-0.3 or jnli-1.3-0.3 or mgsm-1.0-0.3 or jsts-1.0-0.3 "
