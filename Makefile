@@ -53,11 +53,14 @@ models: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-# torch first and alone, so that no other package's requirement can pull a CUDA build.
+# torch first and alone, so that no other package's requirement can pull a CUDA build. pip byte-compiles on one
+# core (about 50 s here); compileall does it on all of them. A few files in some packages do not compile (templates,
+# Python 2 examples) and are skipped, as pip skips them, so compileall's exit status is not checked.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,peer]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile "$(TORCH)"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt -e '.[dev,peer]'
+	-$(PY) -m compileall -qq -j 0 $(VENV)/lib > /dev/null
 	touch $@
 
 # vLLM in a venv of its own (it pins an older transformers than kensa): --backend vllm and the served-model
