@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kensa.tasks.quiz.answers import normalize_answer, open_answer_correct, parse_choice
+from kensa.tasks.quiz.answers import Reading, normalize_answer, open_answer_correct, parse_choice, read_choice
 
 CHOICES = ["ミズダコ", "オオイカリナマコ", "クリオネ", "ダイオウイカ", "ホタルイカ"]
 
@@ -22,6 +22,38 @@ def test_understood_formats(text):
                                   "2: クリオネ\n3: ダイオウイカ", "答えは7です"])
 def test_unparseable_answers_are_never_guessed(text):
     assert parse_choice(text, CHOICES) is None
+
+
+# The strict rule: the answer stands at the start of the first non-empty line. (generation, choice, late)
+STRICT = [
+    # rambling: a stray label-like digit or a choice's text inside gibberish names nothing
+    ("件区見1医者の夏休みは2つある", None, None),
+    ("わかりません。3月ごろに見られます", None, None),
+    ("第4問の答えは", None, None),
+    ("北海道の海にはミズダコがいます", None, 0),
+    # verbose, correct: the answer first, then an explanation (even one that names another choice later)
+    ("2: クリオネです。流氷の天使と呼ばれます", 2, None),
+    ("クリオネ。ミズダコではありません", 2, None),
+    ("答えは2番です。3月ごろに見られます", 2, None),
+    ("\n\n  2\n説明: 巻貝の仲間", 2, None),
+    # verbose, wrong: the answer is what stands first, even when the right one follows later
+    ("0: ミズダコ。いや、2: クリオネかもしれません", 0, None),
+    # late: a choice named only after the first line, or after other text: unparseable, flagged
+    ("うーん、難しい問題です。\n答えは2です", None, 2),
+    ("この問題の答えはクリオネです", None, 2),
+    ("わかりません。答えは3", None, 3),
+    ("わかりません\n2: クリオネ\n3: ダイオウイカ", None, None),  # names two later: not one late answer
+    # two labels or texts straight after each other, an echoed list: unparseable
+    ("2と3", None, None), ("2, 3", None, None), ("2番か3番", None, None), ("ミズダコかクリオネ", None, None),
+    ("0: ミズダコ\n1: オオイカリナマコ\n2: クリオネ", None, None),
+    # empty
+    ("", None, None), ("\n\n", None, None), ("。", None, None),
+]
+
+
+@pytest.mark.parametrize("text,choice,late", STRICT)
+def test_strict_reading(text, choice, late):
+    assert read_choice(text, CHOICES) == Reading(choice, late)
 
 
 def test_choices_with_digits_are_read_by_text_not_as_labels():

@@ -52,8 +52,11 @@ def _write(tmp_path: Path, records, name="q.jsonl") -> Path:
 
 
 BAD = [
-    ("choice count", {"input": "0: 北岳\n1: 富士山\n2: 立山\n3: 槍ヶ岳\n\n\n", "output": "1: 富士山"}, "input",
-     "4 choices, but 5 are declared"),
+    ("choice count", {"input": "0: 北岳\n1: 富士山\n2: 立山\n3: 槍ヶ岳\n\n\n", "output": "1: 富士山"}, "instruction",
+     "declares the labels 0, 1, 2, 3, 4, but the input has 4 choices"),
+    ("labels other than the choices'", {"instruction": GOOD["instruction"].replace("0, 1, 2, 3, 4", "0, 1, 2, 3")},
+     "instruction", "declares the labels 0, 1, 2, 3, but the input has 5 choices"),
+    ("empty input, no choices in the instruction", {"input": ""}, "input", "empty, and the instruction holds no"),
     ("names no choice", {"output": "エベレスト"}, "output", "names no choice"),
     ("choice does not exist", {"output": "7: 富士山"}, "output", "does not exist"),
     ("number and text disagree", {"output": "2: 富士山"}, "output", "but choice 2 is '立山'"),
@@ -126,3 +129,35 @@ def test_session_sets_follow_the_data():
     sets, why = session_sets(DataSource.local(REPO / "fixtures" / "jglue"), [])
     assert sets == [] and "no quiz data under" in why
     assert [s.slug for s in session_sets(DataSource.fixtures(), [])[0]] == ["fixtures"]
+
+
+# -- what the readers accept (BOM, one pretty-printed object, full-width gold, an Alpaca training record) ----------
+
+def test_a_bom_is_accepted_in_json_json_lines_and_tsv(tmp_path):
+    array = tmp_path / "a.json"
+    array.write_bytes(b"\xef\xbb\xbf" + json.dumps([GOOD], ensure_ascii=False).encode("utf-8"))
+    lines = tmp_path / "b.jsonl"
+    lines.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD, ensure_ascii=False) + "\n").encode("utf-8"))
+    tsv = tmp_path / "c.txt"
+    tsv.write_bytes(b"\xef\xbb\xbf" + (QUIZ / "data" / "aio" / "aio_01_dev1.txt").read_bytes())
+    for path in (array, lines):
+        assert formats.detect_format(path) == "eval" and formats.read_seed(path)[0][0]["gold"] == 1
+    assert formats.detect_format(tsv) == "aio_tsv" and formats.read_aio_tsv(tsv)[0][0]["answers"] == ["東海道新幹線"]
+
+
+def test_one_pretty_printed_object_is_one_record(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(GOOD, ensure_ascii=False, indent=2), encoding="utf-8")
+    rows, _ = formats.read_seed(path)
+    assert len(rows) == 1 and rows[0]["choices"][1] == "富士山" and rows[0]["source"] == "one.json, record 1"
+
+
+@pytest.mark.parametrize("output", ["１: 富士山", "１", "1", "１：富士山", "①", "富士山"])
+def test_full_width_and_bare_gold_labels(tmp_path, output):
+    assert formats.read_seed(_write(tmp_path, [{**GOOD, "output": output}]))[0][0]["gold"] == 1
+
+
+def test_an_alpaca_training_record_with_an_empty_input(tmp_path):
+    good = json.loads((QUIZ / "quiz_train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    rows, _ = formats.read_seed(_write(tmp_path, [{**good, "input": ""}]))
+    assert len(rows[0]["choices"]) == 5 and rows[0]["input"] is None and rows[0]["instruction"] == good["instruction"]

@@ -265,6 +265,8 @@ METRICS = {spec.name: spec for spec in (
     MetricSpec("unparseable", direction="lower", items="corpus", compute=count_unparseable, maximum=math.inf),
     # The quiz's format-failure rate: the share of answers that named no choice or several (reported, not gated).
     MetricSpec("unparseable_rate", direction="lower"),
+    # ... and the share whose answer came only after the first line (a format failure, not a wrong answer).
+    MetricSpec("late_answer_rate", direction="lower"),
     # Every generation task: the share of outputs that used their whole token budget (no EOS, no stop string).
     MetricSpec("unterminated", direction="lower"),
     # The QA suite (kensa.tasks.qa): char F1 and ROUGE F x 100 per doc; corpus BLEU (sacrebleu ja-mecab) over

@@ -43,3 +43,25 @@ def render(task_variant) -> str:
 
 def test_prompt(task_variant, prompt_snapshot):
     check(prompt_snapshot, render(task_variant), f"the prompts of {task_variant.task_id}")
+
+
+# Both kinds of prompt 0.1 / 0.2: a training-format record (its own instruction, byte for byte) and a source with no
+# instruction (a JMMLU row: the canonical one).
+RECORD_SOURCES = {"training_record": "quiz/quiz_train.jsonl", "jmmlu": "quiz/data/jmmlu/miscellaneous.csv"}
+
+
+@pytest.mark.parametrize("version", ["0.1", "0.2"])
+@pytest.mark.parametrize("source", sorted(RECORD_SOURCES))
+def test_record_prompt(source, version, prompt_snapshot):
+    from kensa.tasks.quiz import formats
+    from kensa.tasks.quiz.prompts import CHOICE_TEMPLATES
+    from kensa.tasks.quiz.tasks import view
+
+    path = DataSource.fixtures().root / RECORD_SOURCES[source]
+    rows = formats.read_jmmlu(path)[0] if path.suffix == ".csv" else formats.read_seed(path)[0]
+    template = next(t for t in CHOICE_TEMPLATES if t.version == version)
+    lines = [f"# kensa prompt snapshot: quiz prompt {version} ({template.name}) of {path.name}, the first {DOCS} rows",
+             HEADER_NOTE]
+    for n, row in enumerate(rows[:DOCS], 1):
+        lines += ["", f"== row {n} of {DOCS} ==", "prompt:", *quote_lines(template.context([], view(row)))]
+    check(prompt_snapshot, "\n".join(lines) + "\n", f"quiz prompt {version} of {path.name}")

@@ -106,19 +106,23 @@ def gold_of_output(output: Any, choices: list[str], source: str, record: int) ->
     """The choice ``output`` names: ``2: クリオネ`` (number and text must agree), or the text alone."""
     if not isinstance(output, str) or not output.strip():
         raise DataError(source, record, f"expected the answer as 'N: text', got {output!r}", field="output")
+    given, output = output, unicodedata.normalize("NFKC", output)  # a full-width １ is 1, as in a model's answer
     m = _OUTPUT.match(output)
+    bare = re.fullmatch(r"\s*(\d+)\s*", output)
+    if bare is not None and not any(same_text(c) == same_text(output) for c in choices):
+        m = bare  # the label alone: "1"
     if m is not None:
         index = int(m.group(1))
         if index >= len(choices):
-            raise DataError(source, record, f"{output!r} names choice {index}, which does not exist (0-{len(choices) - 1})",
+            raise DataError(source, record, f"{given!r} names choice {index}, which does not exist (0-{len(choices) - 1})",
                             field="output")
-        if m.group(2) and same_text(m.group(2)) != same_text(choices[index]):
-            raise DataError(source, record, f"{output!r} names choice {index}, but choice {index} is "
+        if m.groups()[1:] and m.group(2) and same_text(m.group(2)) != same_text(choices[index]):
+            raise DataError(source, record, f"{given!r} names choice {index}, but choice {index} is "
                                             f"{choices[index]!r}", field="output")
         return index
     matches = [i for i, c in enumerate(choices) if same_text(c) == same_text(output)]
     if not matches:
-        raise DataError(source, record, f"{output!r} names no choice", field="output")
+        raise DataError(source, record, f"{given!r} names no choice", field="output")
     return matches[0]
 
 
@@ -151,8 +155,12 @@ def seed_record(record: Any, path: Path, index: int) -> dict[str, Any]:
         raise DataError(source, index, f"expected a JSON object, got {type(record).__name__}")
     instruction = _text_field(record, "instruction", source, index)
     labels, _ = declared_labels(instruction, source, index)
-    if "input" in record:
+    alpaca_train = record.get("input") == "" and _TRAIN_BODY.search(instruction) is not None
+    if "input" in record and not alpaca_train:  # an Alpaca record with an empty input may be the training format
         text = _text_field(record, "input", source, index)
+        if not text.strip():
+            raise DataError(source, index, "empty, and the instruction holds no choices either ('問題: …\\n選択肢\\n"
+                                           "0: …\\n### 回答:' of the training format)", field="input")
         body = _EVAL_BODY.search(instruction[_HEAD.search(instruction).end():])  # type: ignore[union-attr]
         if body is None:
             raise DataError(source, index, "no '問題: …' after the instruction", field="instruction")
@@ -168,11 +176,16 @@ def seed_record(record: Any, path: Path, index: int) -> dict[str, Any]:
     question = body.group("question").strip()
     if not question:
         raise DataError(source, index, "empty question", field="instruction")
+    if len(choices) != len(labels):  # the prompt is the record's own text: its labels must be its choices'
+        raise DataError(source, index, f"declares the labels {', '.join(map(str, labels))}, but the {field} has "
+                                       f"{len(choices)} choices", field="instruction")
     check_choices(choices, len(labels), source, index, field)
     gold = gold_of_output(record.get("output"), choices, source, index)
+    # The record's own text is kept: prompts 0.1 and 0.2 render it byte for byte.
     return {"qid": _qid(record, path, index), "question": question, "choices": choices, "gold": gold,
             "answers": [choices[gold]], "category": category_of(record, source, index),
-            "source": f"{path.name}, record {index}"}
+            "source": f"{path.name}, record {index}", "instruction": instruction,
+            "input": record["input"] if field == "input" else None}
 
 
 def json_records(path: Path) -> tuple[list[tuple[int, Any]], bytes]:
@@ -180,7 +193,14 @@ def json_records(path: Path) -> tuple[list[tuple[int, Any]], bytes]:
     Lines the number is the line), and the raw bytes."""
     raw = path.read_bytes()
     source = str(path)
-    text = _decode(raw, source)
+    text = _decode(raw, source, bom=True)
+    if not text.lstrip().startswith("["):
+        try:  # one object, pretty-printed over several lines as the seed shows its records
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict):
+            return [(1, whole)], raw
     if text.lstrip().startswith("["):
         try:
             doc = json.loads(text)
@@ -248,7 +268,7 @@ def read_aio_tsv(path: Path) -> tuple[list[dict[str, Any]], bytes]:
     (comma-separated, e.g. ``N型, N``)."""
     raw = path.read_bytes()
     source = str(path)
-    lines = _decode(raw, source).split("\n")
+    lines = _decode(raw, source, bom=True).split("\n")
     header = lines[0].rstrip("\r").split("\t") if lines else []
     if tuple(header) != AIO_COLUMNS:
         raise DataError(source, 1, f"expected the header {AIO_HEADER!r}, got {lines[0][:200]!r}")

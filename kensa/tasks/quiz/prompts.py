@@ -1,9 +1,14 @@
 """The quiz prompt versions, as data: the same families as the JGLUE tasks, for numbered choices.
 
 * ``0.1`` is the seed's *training* format (question and choices inside the instruction, ending in
-  ``### 回答:``): what a model fine-tuned on converted AI王 / JAQKET data with Axolotl expects.
+  ``### 回答:``): what a model fine-tuned on converted AI王 / JAQKET data with Axolotl expects. A
+  training-format record is rendered as its own ``instruction``, byte for byte (a model is scored on its own
+  training text, spaces and hints included).
 * ``0.2`` is the seed's *evaluation* format: the record's ``instruction`` followed by its ``input``
-  (the numbered choices and three newlines), answered as ``2: クリオネ``.
+  (the numbered choices and three newlines), byte for byte, answered as ``2: クリオネ``.
+
+Only sources that carry no instruction (JMMLU, AI王, JAQKET, and an evaluation record at 0.1) get the canonical
+instruction below (:data:`TRAIN_TEXT`, :data:`EVAL_TEXT`).
 * ``0.3`` (ja-alpaca), ``0.4`` (rinna-sft, ``<NL>``), ``0.5`` (rinna-bilingual) and ``0.6`` (Llama-2
   ``[INST]``) are the jp-stable harness's instruction families, as in JCommonsenseQA.
 
@@ -36,13 +41,12 @@ class QuizTemplate(PromptTemplate):
 ASK = "以下の問題について、{labels}から選んで答えてください。"
 RINNA_ASK = "以下の問題について、選択肢の中から最適な答えを選んでください。"
 
+TRAIN_TEXT = "以下の問題について、{labels}の選択肢から選んで答えてください。\n\n問題: {question}\n選択肢\n\n{choices}\n\n\n### 回答:\n"
+EVAL_TEXT = ASK + "\n問題: {question}\n{choices}\n\n\n"
+
 CHOICE_TEMPLATES = (
-    QuizTemplate("0.1", name="quiz-train", description="",
-                 text="以下の問題について、{labels}の選択肢から選んで答えてください。\n\n問題: {question}\n選択肢\n\n"
-                      "{choices}\n\n\n### 回答:\n",
-                 target="{answer_full}", form=FULL),
-    QuizTemplate("0.2", name="quiz-eval", description="",
-                 text=ASK + "\n問題: {question}\n{choices}\n\n\n", target="{answer_full}", form=FULL),
+    QuizTemplate("0.1", name="quiz-train", description="", text="{train_prompt}", target="{answer_full}", form=FULL),
+    QuizTemplate("0.2", name="quiz-eval", description="", text="{eval_prompt}", target="{answer_full}", form=FULL),
     QuizTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
                  text=f"### 指示:\n{ASK}\n\n### 入力:\n問題: {{question}}\n{{choices}}\n\n### 応答:\n",
                  target="{answer_full}", form=FULL),

@@ -3,8 +3,9 @@
 
 * ``loglik``: every choice scored as a continuation in the version's form (:mod:`.prompts`); ``acc``.
 * ``gen``: a greedy answer up to the next blank line or ``###`` (32 tokens at most), read by
-  :func:`.answers.parse_choice`; ``acc`` counts an unparseable answer as wrong and ``unparseable_rate``
-  (reported, not gated) says how often that happened.
+  :func:`.answers.read_choice` from the start of its first line; ``acc`` counts an unparseable answer as wrong,
+  ``unparseable_rate`` and ``late_answer_rate`` (reported, not gated) say how often that happened and how often the
+  unparseable answer named one choice later in the text.
 * ``open`` (AI王 only): a greedy one-line answer, normalised exact match against the accepted answers; ``acc``.
 
 They are ordinary :class:`~kensa.tasks.base.MultipleChoiceTask` / :class:`~kensa.tasks.base.GenerationTask`
@@ -28,6 +29,9 @@ from kensa.tasks.quiz.sets import QuizSet, categories, category_slug, category_s
 VERSION = "1.0"
 MODES = {"loglik": "log-likelihood", "gen": "generation", "open": "open answer"}
 MODE_METRICS = {"loglik": ("acc",), "gen": ("acc",), "open": ("acc",)}
+REPORTED = ("unparseable_rate", "late_answer_rate")
+"""Reported beside ``acc`` for a generation test, never gated: format failures, and the share of them that named
+one choice only after the first line (format, not knowledge)."""
 TASK_ID = re.compile(r"^quiz_(?P<body>[a-z0-9_]+)_(?P<mode>loglik|gen|open)-1\.0-(?P<prompt>0\.[1-6])$")
 
 
@@ -87,15 +91,22 @@ def view(row: Mapping[str, Any]) -> dict[str, str]:
     out = {"question": row["question"], "choices": block, "choices_nl": block.replace("\n", "<NL>"),
            "labels": ", ".join(str(i) for i in range(len(choices))), "answer": row["answers"][0]}
     if choices:
+        # The record's own prompt where it has one (the seed's formats), else the canonical one (prompts.py).
+        own, given = row.get("instruction"), row.get("input")
+        out["eval_prompt"] = own + (given or "") if own is not None else prompts.EVAL_TEXT.format_map(out)
+        out["train_prompt"] = own if own is not None and given is None else prompts.TRAIN_TEXT.format_map(out)
         gold = row["gold"]
         out.update(answer_full=f"{gold}: {choices[gold]}", answer_text=choices[gold], answer_label=str(gold))
     return out
 
 
 def score_choice(generation: str, row: Mapping[str, Any], lm: Any) -> dict[str, Any]:
-    pred = answers.parse_choice(generation, row["choices"])
+    """``acc`` of the strictly read answer (:func:`.answers.read_choice`); an unparseable one counts as wrong and in
+    ``unparseable_rate``, and also in ``late_answer_rate`` when its later text names one choice."""
+    reading = answers.read_choice(generation, row["choices"])
+    pred = reading.choice
     return {"acc": 1.0 if pred == row["gold"] else 0.0, "unparseable_rate": 1.0 if pred is None else 0.0,
-            "extracted": pred}
+            "late_answer_rate": 1.0 if reading.late is not None else 0.0, "extracted": pred, "late": reading.late}
 
 
 def score_open(generation: str, row: Mapping[str, Any], lm: Any) -> dict[str, Any]:
@@ -118,7 +129,7 @@ def make_task(qset: QuizSet, category: str, mode: str) -> QuizChoiceTask | QuizG
                               gold=lambda row: row["gold"], metrics=MODE_METRICS[mode], **common)
     if mode == "gen":
         return QuizGenerationTask(templates=prompts.CHOICE_TEMPLATES, score=score_choice, metrics=MODE_METRICS[mode],
-                                  reported=("unparseable_rate",), golds=lambda row: [view(row)["answer_full"]],
+                                  reported=REPORTED, golds=lambda row: [view(row)["answer_full"]],
                                   max_new_tokens=lambda row, lm: prompts.MAX_NEW_TOKENS, until=prompts.choice_stops,
                                   **common)
     return QuizGenerationTask(templates=prompts.OPEN_TEMPLATES, score=score_open, metrics=MODE_METRICS[mode],
