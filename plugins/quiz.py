@@ -120,6 +120,7 @@ class QuizTest:
             model=self.lm.name, task_id=self.variant.task_id, base_seconds=items.seconds if items else None,
             run_seconds=[s.get("seconds") for s in run.samples], base_env=entry.environment if entry else {},
             run_env=environment(self.lm.info), tolerance_pct=pct, alpha=self.rc.gate.alpha,
+            base_batches=items.batches if items else None, run_batches=[s.get("batches") for s in run.samples],
             family_size=self.config.stash.get(LATENCY_FAMILY_KEY, 1),
             fix=update_command(self.config).format(model=self.lm.name, baseline=baseline))
         self.request.node.user_properties.append((LATENCY_PROPERTY, check.to_dict()))

@@ -3,11 +3,14 @@ on purpose fails it, the same backend passes. No real timing is asserted anywher
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from kensa.backends.contract import GenerationResult, LoglikelihoodResult
 from kensa.data import DataSource
-from kensa.gate.latency import compare_latency, latency_incomparable
+from kensa.gate.latency import compare_latency, latency_incomparable, slower_p, timing_units, unit_seconds
 from kensa.gate.thresholds import Entry, Items, MetricBaseline, load_items, write_items
 from kensa.run import evaluate_variant
 from kensa.run.cache import CachedLM, ResponseCache
@@ -16,7 +19,8 @@ from kensa.tasks import all_tasks
 
 TASKS = {t.name: t for t in all_tasks()}
 ENV = {"hardware": "Test CPU", "device": "cpu", "dtype": "float32", "quantization": "none", "backend": "hf",
-       "batch_size": "4", "threads": "1"}
+       "batch_size": "1", "threads": "1"}
+BATCHED = {**ENV, "batch_size": "4"}
 
 
 class FakeLM:
@@ -50,12 +54,14 @@ class FakeLM:
 
     def loglikelihood(self, requests, progress=None):
         self.calls += 1
-        return [LoglikelihoodResult(-float(len(c)), False, 1, seconds=self._t(k)) for k, (_, c) in enumerate(requests)]
+        return [LoglikelihoodResult(-float(len(c)), False, 1, seconds=self._t(k), batch=k // 20)
+                for k, (_, c) in enumerate(requests)]
 
     def generate_until(self, requests, progress=None):
         self.calls += 1
         return [GenerationResult(text="2: 答え", stop_reason="stop", prompt_tokens=len(self.tok_encode(r.context)),
-                                 generated_tokens=4, seconds=self._t(k), first_token_seconds=self._t(k) / 2)
+                                 generated_tokens=4, seconds=self._t(k), first_token_seconds=self._t(k) / 2,
+                                 batch=k // 4)
                 for k, r in enumerate(requests)]
 
 
@@ -118,9 +124,10 @@ def _seconds(lm, name="quiz_fixtures_anime_loglik"):
     return [s["seconds"] for s in run(name, lm).samples]
 
 
-def gate(base, cand, pct=50.0, base_env=ENV, run_env=ENV, family=1):
+def gate(base, cand, pct=50.0, base_env=ENV, run_env=ENV, family=1, base_batches=None, run_batches=None):
     return compare_latency(model="fake", task_id="t", base_seconds=base, run_seconds=cand, base_env=base_env,
-                           run_env=run_env, tolerance_pct=pct, alpha=0.05, family_size=family, fix="pytest ...")
+                           run_env=run_env, tolerance_pct=pct, alpha=0.05, family_size=family, fix="pytest ...",
+                           base_batches=base_batches, run_batches=run_batches)
 
 
 @pytest.mark.parametrize("name", ["quiz_fixtures_anime_loglik", "quiz_fixtures_anime_gen"])
@@ -130,7 +137,7 @@ def test_a_backend_slowed_on_purpose_fails_the_latency_gate_and_the_same_backend
     assert same.status == "pass" and same.ratio == pytest.approx(1.0) and same.p > 0.5
     slow = gate(base, _seconds(FakeLM(factor=3.0), name))
     assert slow.status == "fail" and slow.ratio == pytest.approx(3.0) and slow.p < 0.001
-    assert slow.ci_low - 1e-9 <= 3.0 <= slow.ci_high + 1e-9
+    assert slow.ci_low - 1e-9 <= 3.0 <= slow.ci_high + 1e-9 and (slow.unit, slow.units) == ("question", 16)
     # within the tolerance: 30 % slower with 50 % allowed passes
     assert gate(base, _seconds(FakeLM(factor=1.3), name)).status == "pass"
     # the same slowdown over 60 gated tests still fails (16 paired questions, exact p = 2**-16)
@@ -159,3 +166,68 @@ def test_per_question_seconds_are_stored_with_the_items(tmp_path):
     write_items(tmp_path, "b/x.jsonl", entry, untimed)
     assert load_items(tmp_path, entry, tmp_path / "b.toml").seconds is None
     assert "seconds" not in (tmp_path / "b/x.jsonl").read_text()
+
+
+# -- the unit of the paired test is what was timed: a batch --------------------------------------------------
+
+def _batched(rng, n_batches, size=4, factor=1.0, noise=0.3):
+    """Per-question seconds as a batched backend reports them: each batch's time (with batch-wide noise) shared
+    equally among its questions."""
+    out = []
+    for _ in range(n_batches):
+        t = factor * 0.4 * math.exp(rng.gauss(0, noise))
+        out += [t / size] * size
+    return out, [[q // size] for q in range(n_batches * size)]
+
+
+def test_a_batched_run_is_paired_by_batch_and_says_so():
+    rng = random.Random(1)
+    base, batches = _batched(rng, 12)
+    slow, _ = _batched(rng, 12, factor=3.0)
+    check = gate(base, slow, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
+    assert (check.status, check.unit, check.units, check.n) == ("fail", "batch", 12, 48)
+    assert check.p >= 2 ** -12 and "12 batches" in check.message
+    # 16 questions in batches of 4: 4 measurements, whose smallest one-sided p is 1/16 > 0.05: it says so and fails
+    base16, b16 = _batched(rng, 4)
+    few = gate(base16, [3 * t for t in base16], base_env=BATCHED, run_env=BATCHED, base_batches=b16, run_batches=b16)
+    assert few.status == "underpowered" and few.failed and "it needs 5" in few.message and few.units == 4
+
+
+def test_batches_must_hold_the_same_questions_and_be_known():
+    base = [0.1] * 8
+    by_four = [[q // 4] for q in range(8)]
+    by_two = [[q // 2] for q in range(8)]
+    assert gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=by_four, run_batches=by_two).status \
+        == "incomparable"
+    unknown = gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=None, run_batches=by_four)
+    assert unknown.status == "incomparable" and "which questions shared a batch" in unknown.message
+    # a question whose choices span two batches joins them into one unit
+    assert timing_units([[0], [0, 1], [1], [2]], 4, "4") == [frozenset({0, 1, 2}), frozenset({3})]
+    assert timing_units(None, 3, "1") == [frozenset({0}), frozenset({1}), frozenset({2})]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_interval_agrees_with_the_verdict(seed):
+    rng = random.Random(seed)
+    base, batches = _batched(rng, 10, noise=0.2)
+    run, _ = _batched(rng, 10, factor=rng.choice([1.0, 1.4, 1.6, 2.0]), noise=0.2)
+    check = gate(base, run, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
+    assert check.ci_low <= check.ratio <= check.ci_high
+    assert (check.status == "fail") == (check.ci_low > 1.5), (check.status, check.ci_low)
+
+
+def test_simulated_false_alarms_stay_at_alpha_and_a_twice_slower_model_is_caught():
+    """Identical models with batch-correlated noise (48 questions, batches of 4): the gate's test on its units at
+    tolerance 0 rejects at most alpha of the time (on the 48 shares as independent pairs it rejects far more
+    often); a model 2x slower is caught at a 50 % tolerance nearly always. (The gate's own p, without its interval.)"""
+    rng = random.Random(20261206)
+    sims, alarms, caught = 200, 0, 0
+    for _ in range(sims):
+        base, batches = _batched(rng, 12)
+        same, _ = _batched(rng, 12)
+        slow, _ = _batched(rng, 12, factor=2.0, noise=0.1)
+        units = timing_units(batches, len(base), "4")
+        alarms += slower_p(unit_seconds(base, units), unit_seconds(same, units), 0.0) < 0.05
+        caught += slower_p(unit_seconds(base, units), unit_seconds(slow, units), 0.5) < 0.05
+    assert alarms / sims <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / sims)  # alpha plus two binomial standard errors
+    assert caught / sims >= 0.8

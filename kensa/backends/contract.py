@@ -38,6 +38,9 @@ class LoglikelihoodResult:
     seconds: float | None = None
     """Model time spent on this request (its batch's time shared among the batch's requests);
     None when the answer came from the response cache."""
+    batch: int | None = None
+    """Which batch of the call computed it (numbered in the order they ran), where the backend says: the
+    requests of one batch share one measured time, so a latency test pairs batches, not requests."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class GenerationResult:
     first_token_seconds: float | None = None
     """Wall time from the start of the request's batch to its first generated token (the
     batch's prefill), or None where the backend cannot tell."""
+    batch: int | None = None
+    """Which batch of the call computed it, where the backend says (see :class:`LoglikelihoodResult`)."""
 
     def __post_init__(self) -> None:
         if self.stop_reason not in STOP_REASONS:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,6 +149,8 @@ class HFCausalLM(TokenizedModel, Batching):
         results: list[LoglikelihoodResult | None] = [None] * len(encoded)
         done = 0
 
+        batches = itertools.count()
+
         def run(batch):
             nonlocal done
             start = self._clock()
@@ -168,7 +171,7 @@ class HFCausalLM(TokenizedModel, Batching):
                     picked = logprobs.gather(1, targets[:, None]).squeeze(1)
                     scored[i] = (float(picked.sum()), bool((logprobs.argmax(-1) == targets).all()), n)
                 done += len(rows[inputs])
-            self._timed(scored, results, encoded, self._clock() - start)
+            self._timed(scored, results, encoded, self._clock() - start, next(batches))
             if progress:
                 progress(done, len(encoded))
 
@@ -187,6 +190,8 @@ class HFCausalLM(TokenizedModel, Batching):
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         additive = self._mask_format() == "additive"
         done = 0
+
+        batches = itertools.count()
 
         def run(batch):
             nonlocal done
@@ -210,7 +215,7 @@ class HFCausalLM(TokenizedModel, Batching):
                 for i in owners:
                     scored[i] = (float(sum(picked[first: first + n])), all(greedy[first: first + n]), n)
                 done += len(owners)
-            self._timed(scored, results, encoded, self._clock() - start)
+            self._timed(scored, results, encoded, self._clock() - start, next(batches))
             if progress:
                 progress(done, len(encoded))
 
@@ -230,14 +235,15 @@ class HFCausalLM(TokenizedModel, Batching):
 
     @staticmethod
     def _timed(scored: dict[int, tuple[float, bool, int]], results: list, encoded: Sequence[tuple[list[int], int]],
-               seconds: float) -> None:
+               seconds: float, batch: int) -> None:
         """Results of one batch, its time shared among its requests by their input lengths (what each would
         cost in a row of its own)."""
         order = list(scored)
         shares = share_seconds(seconds, [len(encoded[i][0]) for i in order])
         for i, share in zip(order, shares):
             logprob, greedy, n = scored[i]
-            results[i] = LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=n, seconds=share)
+            results[i] = LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=n, seconds=share,
+                                             batch=batch)
 
     # -- generation ------------------------------------------------------------------------
     def generate_until(self, requests: Sequence[GenerationRequest],
@@ -258,6 +264,8 @@ class HFCausalLM(TokenizedModel, Batching):
             groups.setdefault(tuple(r.until), []).append(i)
         encoded = [self.generation_ids(r) for r in requests]
 
+        batches = itertools.count()
+
         def run(batch: list[int], until: tuple[str, ...]) -> None:
             width = max(len(encoded[i]) for i in batch)
             budgets = [requests[i].max_new_tokens for i in batch]
@@ -267,6 +275,7 @@ class HFCausalLM(TokenizedModel, Batching):
                     run([i for i in batch if requests[i].max_new_tokens == budget], until)
                 return
             checkers = [StopChecker(until, tok.decode, self.byte_pieces) for _ in batch]
+            number = next(batches)
             if self._decodes_itself():
                 outcomes = greedy_decode(self.model, [encoded[i] for i in batch], budgets, checkers,
                                          eos_id=tok.eos_token_id, pad_id=pad_id, device=self.input_device,
@@ -278,7 +287,7 @@ class HFCausalLM(TokenizedModel, Batching):
                 results[i] = GenerationResult(
                     text=text, stop_reason=outcome.stop_reason, prompt_tokens=len(encoded[i]),
                     generated_tokens=len(outcome.tokens), seconds=outcome.seconds,
-                    first_token_seconds=outcome.first_token_seconds)
+                    first_token_seconds=outcome.first_token_seconds, batch=number)
             if progress:
                 progress(sum(r is not None for r in results), len(requests))
 

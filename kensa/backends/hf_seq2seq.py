@@ -15,6 +15,7 @@ Loading, batching and ``batch_size=auto`` are those of the causal backend (:mod:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -140,8 +141,11 @@ class HFSeq2SeqLM(TokenizedModel, Batching):
         results: list[LoglikelihoodResult | None] = [None] * len(encoded)
         pad_id = self._pad_id()
 
+        batches = itertools.count()
+
         def run(batch: list[int]) -> None:
             start = time.perf_counter()
+            number = next(batches)
             sources = [encoded[i][0][: len(encoded[i][0]) - encoded[i][1]] for i in batch]
             targets = [encoded[i][0][-encoded[i][1]:] for i in batch]
             src_w, tgt_w = max(map(len, sources)), max(map(len, targets))
@@ -162,7 +166,7 @@ class HFSeq2SeqLM(TokenizedModel, Batching):
                 picked = logprobs.gather(1, gold[:, None]).squeeze(1)
                 results[i] = LoglikelihoodResult(logprob=float(picked.sum()),
                                                  is_greedy=bool((logprobs.argmax(-1) == gold).all()),
-                                                 num_tokens=n, seconds=seconds[row])
+                                                 num_tokens=n, seconds=seconds[row], batch=number)
             if progress:
                 progress(sum(r is not None for r in results), len(results))
 
@@ -185,12 +189,15 @@ class HFSeq2SeqLM(TokenizedModel, Batching):
         for i, r in enumerate(requests):
             groups.setdefault((tuple(r.until), r.max_new_tokens if beams > 1 else 0), []).append(i)
 
+        batches = itertools.count()
+
         def run(batch: list[int], until: tuple[str, ...]) -> None:
+            number = next(batches)
             outcomes = self._generate([encoded[i] for i in batch], [requests[i].max_new_tokens for i in batch], until)
             for i, (tokens, reason, seconds) in zip(batch, outcomes, strict=True):
                 results[i] = GenerationResult(text=self._text(tokens, until), stop_reason=reason,
                                               prompt_tokens=len(encoded[i]), generated_tokens=len(tokens),
-                                              seconds=seconds)
+                                              seconds=seconds, batch=number)
             if progress:
                 progress(sum(r is not None for r in results), len(requests))
 

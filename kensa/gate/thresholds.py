@@ -202,6 +202,8 @@ class Items:
     seconds: list[float | None] | None = None
     """Each doc's model seconds, for a timed task (the quiz's latency gate); None per doc that the response
     cache served, None altogether for a task that keeps no times."""
+    batches: list[list[int] | None] | None = None
+    """Each doc's backend batches (the questions whose time was measured together), where the backend says."""
 
 
 def load_items(directory: Path, entry: Entry, source: Path) -> Items:
@@ -228,6 +230,7 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
     keys: list[Any] = []
     values: dict[str, list[Any]] = {m: [] for m in entry.metrics}
     seconds: list[float | None] = []
+    batches: list[list[int] | None] = []
     for lineno, line in enumerate(lines[1:], start=2):
         try:
             row = json.loads(line)
@@ -248,9 +251,14 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
         if t is not None and not (_number(t) and t >= 0):
             raise ThresholdsError(path, f"line {lineno}, field 'seconds'", f"expected seconds >= 0 or null, got {t!r}")
         seconds.append(None if t is None else float(t))
+        b = row.get("batches")
+        if b is not None and not (isinstance(b, list) and b and all(isinstance(x, int) and x >= 0 for x in b)):
+            raise ThresholdsError(path, f"line {lineno}, field 'batches'", f"expected batch numbers or null, got {b!r}")
+        batches.append(b)
     if len(keys) != entry.n:
         raise ThresholdsError(path, None, f"holds {len(keys)} items, the entry in {source} says n = {entry.n}")
-    return Items(keys, values, seconds if any(t is not None for t in seconds) else None)
+    return Items(keys, values, seconds if any(t is not None for t in seconds) else None,
+                 batches if any(b is not None for b in batches) else None)
 
 
 def _number(v: Any) -> bool:
@@ -303,6 +311,8 @@ def write_items(directory: Path, relpath: str, entry: Entry, items: Items) -> Pa
         row = {"doc_id": i, "key": key, **{m: items.values[m][i] for m in entry.metrics}}
         if items.seconds is not None:  # a timed task: the baseline of the latency gate
             row["seconds"] = None if items.seconds[i] is None else round(items.seconds[i], 6)
+            if items.batches is not None and items.batches[i] is not None:  # which times were measured together
+                row["batches"] = items.batches[i]
         lines.append(json.dumps(row, ensure_ascii=False))
     write_atomic(path, "\n".join(lines) + "\n")
     return path

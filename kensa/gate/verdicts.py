@@ -106,7 +106,7 @@ class RunRecord:
                    data_sha256=s["data"]["eval"]["sha256"] or "", fewshot_sha256=fewshot.get("sha256"),
                    kind=s["kind"], metrics=s["metrics"], gated=tuple(s["gated"]),
                    items=Items(list(s["items"]["keys"]), {k: list(v) for k, v in s["items"]["values"].items()},
-                               s["items"].get("seconds")),
+                               s["items"].get("seconds"), s["items"].get("batches")),
                    environment=s["environment"], identity=s["identity"], clusters=s["items"].get("clusters"))
 
 

@@ -68,7 +68,8 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
         sample.update(fewshot_ids=d.shot_ids, shots=d.shots)
         # What the answer cost (None when the response cache served it) and how it ended.
         sample.update(seconds=generated.seconds, first_token_seconds=generated.first_token_seconds,
-                      generated_tokens=generated.generated_tokens, stop_reason=generated.stop_reason)
+                      generated_tokens=generated.generated_tokens, stop_reason=generated.stop_reason,
+                      batches=None if generated.batch is None else [generated.batch])
         samples.append(sample)
     data = {"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None}
     if "bleu" in task.metrics:

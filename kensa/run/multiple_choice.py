@@ -37,6 +37,8 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LoglikelihoodModel, eval_
             "acc": scores["acc"], "acc_norm": scores["acc_norm"], "fewshot_ids": d.shot_ids,
             # The doc's model time (its choices' shares); None when the response cache served any of them.
             "seconds": _total_seconds(chunk),
+            # The backend batches that computed its choices (their times were measured together), if it says.
+            "batches": None if any(r.batch is None for r in chunk) else sorted({r.batch for r in chunk}),
         })
     task = variant.task
     return TaskRun(

@@ -49,6 +49,7 @@ class TaskRun:
             out["clusters"] = list(self.clusters)
         if seconds:
             out["seconds"] = [s.get("seconds") for s in self.samples]
+            out["batches"] = [s.get("batches") for s in self.samples]
         return out
 
     def summary(self, gated: Sequence[str] = (), seconds: bool = False) -> dict[str, Any]:
