@@ -91,7 +91,8 @@ def convert_command(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quiz", help="quiz data: convert JAQKET v1 or the AI王 TSV to five numbered choices")
+    p = sub.add_parser("quiz", help="quiz data: convert JAQKET v1 or the AI王 TSV to five numbered choices; score "
+                                    "generations made elsewhere; merge results folders into the QMA tables")
     quiz = p.add_subparsers(dest="quiz_command", required=True)
     c = quiz.add_parser("convert", help="write the seed's evaluation and/or training format from JAQKET v1 JSON Lines "
                                         "or an AI王 TSV")
@@ -101,3 +102,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=int, default=0, help="the draw's seed (per qid; default 0)")
     c.add_argument("--category", help="a category to write on every record (the files carry none)")
     c.set_defaults(func=convert_command)
+    from kensa.cli import quiz_score
+
+    quiz_score.add_parser(quiz)
