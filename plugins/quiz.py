@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gate-latency", dest="kensa_gate_latency", metavar="PCT",
                     help="fail a quiz category whose seconds per question rose by more than PCT percent against "
                          "the baseline measured in the same environment (paired Wilcoxon); default off")
+    group.addoption("--environment", dest="kensa_quiz_environment", metavar="NAME",
+                    help="the machine's name in the quiz tables' Environment column (default: the host name)")
 
 
 @pytest.hookimpl(trylast=True)  # after kensa_plugin has put the run config in the stash
@@ -40,7 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         options = parse_quiz_options(config.option.kensa_quiz_data, config.option.kensa_gate_latency,
-                                     gate_mode=config.stash[CONFIG_KEY].gate.mode)
+                                     gate_mode=config.stash[CONFIG_KEY].gate.mode,
+                                     environment=config.option.kensa_quiz_environment)
     except KensaError as exc:
         raise pytest.UsageError(f"kensa: {exc}") from None
     config.stash[OPTIONS_KEY] = options
@@ -100,7 +103,8 @@ class QuizTest:
         from kensa.report.quiz import quiz_record
 
         left_out = self.variant.task.quiz.left_out(self.rc.data)
-        record = quiz_record(self.variant, run, self.lm.info, environment(self.lm.info), self.lm.name, left_out)
+        record = quiz_record(self.variant, run, self.lm.info, environment(self.lm.info), self.lm.name, left_out,
+                             model_slug=self.lm.spec.slug, machine=self.config.stash[OPTIONS_KEY].environment)
         self.request.node.user_properties.append((QUIZ_PROPERTY, record))
 
     def check_latency(self, run: Any) -> None:
@@ -162,7 +166,8 @@ class QuizSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self.config, "workerinput") or not self.records:
             return
-        from kensa.report.quiz import CACHED_NOTE, quiz_figure, quiz_markdown, table_lines
+        from kensa.report.quiz import (CACHED_NOTE, QuizReportError, quiz_figure, quiz_markdown, read_records,
+                                       table_lines, write_records)
 
         rc = self.config.stash[CONFIG_KEY]
         tr = terminalreporter
@@ -178,9 +183,19 @@ class QuizSession:
 
         try:
             rc.results_dir.mkdir(parents=True, exist_ok=True)
-            md = write_atomic(rc.results_dir / "quiz.md", quiz_markdown(self.records, self.checks))
-            png = quiz_figure(self.records, rc.results_dir / "quiz.png")
-        except (WriteError, OSError) as exc:  # a full disk: say so and fail the run, never a lost table
+            write_records(rc.results_dir, self.records)
+            # The tables cover every model whose records are in the folder (earlier sessions' too), unless they
+            # were measured under other budgets: then this session's alone, and why.
+            records = read_records([rc.results_dir])
+            try:
+                text = quiz_markdown(records, self.checks)
+            except QuizReportError as exc:
+                tr.write_line(f"{exc}; quiz.md shows this session's records only", yellow=True)
+                records = self.records
+                text = quiz_markdown(records, self.checks)
+            md = write_atomic(rc.results_dir / "quiz.md", text)
+            png = quiz_figure(records, rc.results_dir / "quiz.png")
+        except (WriteError, OSError, KensaError) as exc:  # a full disk: say so and fail the run, never a lost table
             tr.write_line(f"kensa quiz: {exc}", red=True)
             if self.session is not None:
                 self.session.exitstatus = pytest.ExitCode.TESTS_FAILED

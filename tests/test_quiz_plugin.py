@@ -98,20 +98,28 @@ def test_two_models_write_quiz_md_and_png(quiz):
     result = run(quiz, "-m", "gpu", "--model", "tiny", "--model", "tiny-llama", "--gate", "off", "-k",
                  "anime_loglik-1.0-0.2 or anime_gen-1.0-0.2", "--results-dir", str(out), "--response-cache", "off")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*kensa quiz*", "model*set*category*mode*prompt*score*unparseable*s/q*p50*p95*",
+    result.stdout.fnmatch_lines(["*kensa quiz*", "model*set*category*mode*prompt*score*unparseable*late*s/q*p50*p95*",
                                  "*tiny-llama*fixtures*アニメ*gen*0.2*16*", "model load (apart from every category)*"])
     md = (out / "quiz.md").read_text(encoding="utf-8")
-    assert "## kensa fixtures (hand-written, five QMA genres) · generation · prompt 0.2 (quiz-eval)" in md
-    assert md.count("### アニメ") == 2 and "| Model | Environment | Score | Latency (s/question) | Unparseable |" in md
+    assert "## generation, prompt 0.2 (quiz-eval)" in md and "## Other modes and prompts" in md
+    assert md.count("アニメ (kensa fixtures (hand-written, five QMA genres), n=16)") == 2
+    assert "| Model | Environment | Score | Latency | Unparseable | Late answer |" in md
     assert "at most 32 new tokens, stop at '\\n\\n', '###'; batch size 4" in md
     assert md.count("| tiny-llama |") == 2 and md.count("| tiny |") == 2
+    # each model's records in its own file: a later session of another model into the same folder keeps them
+    assert (out / "tiny-neox" / "quiz.jsonl").is_file() or (out / "tiny" / "quiz.jsonl").is_file()
+    again = run(quiz, "-m", "gpu", "--model", "tiny-t5", "--gate", "off", "-k", "anime_gen-1.0-0.2", "--results-dir",
+                str(out), "--response-cache", "off", "--environment", "dev9")
+    again.assert_outcomes(passed=2)
+    md = (out / "quiz.md").read_text(encoding="utf-8")
+    assert "| tiny-t5 | dev9 · " in md and md.count("| tiny-llama |") == 2
     assert (out / "quiz.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_latency_gate_fails_a_slowed_backend_and_passes_the_same_one(quiz, monkeypatch):
     th = quiz.path / "th"
     common = ["-p", "scaled", "-m", "gpu", "--model", "tiny", "-k", "anime_loglik-1.0-0.2", "--thresholds-dir", str(th),
-              "--baseline", "line", "--response-cache", "off"]
+              "--baseline", "line", "--response-cache", "off", "--model-args", "batch_size=1"]
     update = run(quiz, *common, "--thresholds-update")
     assert update.ret == pytest.ExitCode.TESTS_FAILED  # an update asks for review
     assert '"seconds": ' in (th / "line" / "quiz_fixtures_anime_loglik-1.0-0.2.jsonl").read_text(encoding="utf-8")
@@ -121,4 +129,4 @@ def test_the_latency_gate_fails_a_slowed_backend_and_passes_the_same_one(quiz, m
     monkeypatch.setenv("KENSA_TEST_SLOWDOWN", "3")
     slow = run(quiz, *common, "--gate-latency", "50")
     slow.assert_outcomes(failed=1)
-    slow.stdout.fnmatch_lines(["*kensa latency gate: fail: seconds per question x3.00*more than +50% slower*"])
+    slow.stdout.fnmatch_lines(["*kensa latency gate: fail: seconds x3.00*16 questions*more than +50% slower*"])

@@ -27,9 +27,12 @@ class QuizOptions:
     """``--quiz-data``: the sets to score instead of the data source's own."""
     gate_latency: float | None = None
     """``--gate-latency PCT``: the tolerated rise in seconds per question, in percent; None: off."""
+    environment: str = ""
+    """``--environment NAME``: the machine's name in the quiz tables (default: the host name)."""
 
 
-def parse_quiz_options(files: Sequence[str], gate_latency: str | None, *, gate_mode: str) -> QuizOptions:
+def parse_quiz_options(files: Sequence[str], gate_latency: str | None, *, gate_mode: str,
+                       environment: str | None = None) -> QuizOptions:
     paths = []
     for text in files:
         path = Path(os.path.expanduser(text))
@@ -50,7 +53,9 @@ def parse_quiz_options(files: Sequence[str], gate_latency: str | None, *, gate_m
             raise OptionError("--gate-latency", f"{gate_latency!r}: must be a percentage of 0 or more")
         if gate_mode != "on":
             raise OptionError("--gate-latency", "needs the gate on (it reads the baseline's per-question times)")
-    return QuizOptions(tuple(paths), pct)
+    if environment is not None and not environment.strip():
+        raise OptionError("--environment", "an empty name: give the machine's name, e.g. dev5")
+    return QuizOptions(tuple(paths), pct, (environment or "").strip())
 
 
 def convert_command(args: argparse.Namespace) -> int:
@@ -102,6 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=int, default=0, help="the draw's seed (per qid; default 0)")
     c.add_argument("--category", help="a category to write on every record (the files carry none)")
     c.set_defaults(func=convert_command)
-    from kensa.cli import quiz_score
+    from kensa.cli import quiz_report, quiz_score
 
     quiz_score.add_parser(quiz)
+    quiz_report.add_parser(quiz)

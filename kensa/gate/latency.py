@@ -164,7 +164,7 @@ def compare_latency(*, model: str, task_id: str, base_seconds: Sequence[float | 
         which = "the baseline" if base_units is None else "this run"
         return LatencyCheck(status="incomparable", message=f"batch size {size}: a question's seconds are a share of "
                             f"its batch's time, and {which} does not say which questions shared a batch; re-baseline "
-                            f"with `{fix}` or run with --batch-size 1", **common)
+                            f"with `{fix}` or run with --model-args batch_size=1", **common)
     if base_units != run_units:
         return LatencyCheck(status="incomparable", message="the two runs batched different questions together, so "
                             f"their batch times do not pair; re-baseline with `{fix}`", **common)
