@@ -122,3 +122,22 @@ def test_open_answers_are_normalised_as_aio_compares_them():
     assert open_answer_correct("答え: 琵琶湖です。", ["琵琶湖"])
     assert not open_answer_correct("", ["琵琶湖"])
     assert not open_answer_correct("霞ヶ浦", ["琵琶湖"])
+
+
+PIECES = st.sampled_from(["2", "２", "3", "1医者", "答えは", "クリオネ", "ミズダコ", "と", "、", "。", "\n", " ", "です", "第4問",
+                          "(0)", "わかりません", "2: クリオネ", "3月", "番"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(PIECES, max_size=8))
+def test_a_choice_read_always_stands_at_the_start_of_the_first_line(parts):
+    """Whatever a generation holds, a choice is read only when it (its label or its text) opens the first line."""
+    import re
+    import unicodedata
+
+    text = "".join(parts)
+    got = parse_choice(text, CHOICES)
+    if got is not None:
+        first = next(line for line in unicodedata.normalize("NFKC", text).split("\n") if line.strip()).strip()
+        first = re.sub(r"^(?:答え|回答)\s*(?:は|:)?\s*", "", first)
+        assert re.match(rf"^[(\[]?{got}(?!\d)", first) or first.startswith(CHOICES[got]), (text, got)
