@@ -64,7 +64,8 @@ def latency_incomparable(base: Mapping[str, str], run: Mapping[str, str]) -> lis
             if str(base.get(k, "unknown")) != str(run.get(k, "unknown"))]
 
 
-def timing_units(batches: Sequence[Sequence[int] | None] | None, n: int, batch_size: str) -> list[frozenset[int]] | None:
+def timing_units(batches: Sequence[Sequence[int] | None] | None, n: int,
+                 batch_size: str) -> list[frozenset[int]] | None:
     """The groups of questions (indices) whose time was measured together: each question at batch size 1, else
     the questions of one backend batch, joined through a question whose choices span batches. None when the
     run is batched and does not say how."""
@@ -180,7 +181,8 @@ def compare_latency(*, model: str, task_id: str, base_seconds: Sequence[float | 
     if len(run_units) < need:
         plural = f"{len(run_units)} {unit}{'es' if unit == 'batch' else 's'}"
         return LatencyCheck(status="underpowered", message=f"x{ratio:.2f}, but only {plural} were timed: a one-sided "
-                            f"signed-rank test on them cannot reach p < alpha/m = {alpha / m:.2g} (it needs {need}); use "
+                            f"signed-rank test on them cannot reach p < alpha/m = {alpha / m:.2g} (it needs {need}); "
+                            "use "
                             "more questions, a smaller batch size or fewer latency-gated tests", **common, **means)
     tolerance = tolerance_pct / 100
     p = slower_p(base, run, tolerance)

@@ -239,7 +239,8 @@ def _section(records: Sequence[Mapping[str, Any]], checks: Mapping[tuple[str, st
 
 def quiz_markdown(records: Sequence[Mapping[str, Any]], checks: Mapping[tuple[str, str], Any] | None = None) -> str:
     """The seed's layout: one table per genre (Model | Environment | Score | Latency), sorted by score, the headline
-    (generation, prompt 0.2) first and every other mode and prompt after. Refuses mixed budgets (:func:`check_budgets`)."""
+    (generation, prompt 0.2) first and every other mode and prompt after. Refuses mixed budgets
+    (:func:`check_budgets`)."""
     checks = checks or {}
     check_budgets(records)
     models = list(dict.fromkeys(r["model"] for r in records))
