@@ -158,10 +158,11 @@ def test_per_question_seconds_are_stored_with_the_items(tmp_path):
     entry = Entry(task_id="quiz_fixtures_anime_loglik-1.0-0.2", task="t", task_version="1.0", prompt_version="0.2",
                   num_fewshot=0, n=3, data_sha256="a" * 64, kind="multiple_choice", updated="now",
                   metrics={"acc": MetricBaseline(1.0, 3)}, items="b/x.jsonl")
-    items = Items(["q1", "q2", "q3"], {"acc": [1.0, 0.0, 1.0]}, [0.25, None, 1.5])
+    items = Items(["q1", "q2", "q3"], {"acc": [1.0, 0.0, 1.0]}, [0.25, None, 1.5], [[0], None, [0, 1]])
     write_items(tmp_path, "b/x.jsonl", entry, items)
     back = load_items(tmp_path, entry, tmp_path / "b.toml")
     assert back.seconds == [0.25, None, 1.5] and back.values == items.values
+    assert back.batches == [[0], None, [0, 1]]  # which answers were timed together: the latency gate's units
     untimed = Items(["q1", "q2", "q3"], {"acc": [1.0, 0.0, 1.0]})
     write_items(tmp_path, "b/x.jsonl", entry, untimed)
     assert load_items(tmp_path, entry, tmp_path / "b.toml").seconds is None
