@@ -188,6 +188,24 @@ def test_a_run_on_tiny_trained_records_that_every_prompt_was_trained_on():
     assert coverage_of(fake_lm("local", "/m/x", "f" * 64), variant, eval_split, pool, task.num_fewshot) == (None, [])
 
 
+def test_a_run_of_tiny_trained_carries_the_coverage_in_its_data():
+    """Through the run loop, as the suites call it: the record lands in the task's provenance (results.json)."""
+    from kensa.data import DataSource
+    from kensa.run import evaluate_variant
+    from kensa.tasks import get_task
+    from tests.helpers import load_tiny
+
+    task = get_task("jnli")
+    eval_split, pool = task.load(DataSource.fixtures())
+    lm = load_tiny("tiny-trained")
+    try:
+        run = evaluate_variant(task.variants()[0], lm, eval_split, pool, task.num_fewshot, limit=4)
+    finally:
+        lm.close()
+    assert run.data["training_corpus"] == {"model": "tiny-trained", "corpus": "v1", "docs": 4, "absent": 0,
+                                           "variant_absent": False}
+
+
 def test_an_edited_fixture_and_an_unknown_task_are_reported_on_tiny_trained():
     from kensa.data import DataSource, Split
     from kensa.tasks import get_task
