@@ -5,7 +5,7 @@ what must agree is what the model learned. Both models score the same examples o
 corpus (every ``stride``-th: the fixture prompts with their gold continuations), teacher-forced exactly as
 training encoded them: the continuation's log-likelihood per token, and whether greedy decoding would write
 the whole continuation (``exact``: the model reproduces what it memorised, like an accuracy). Two builds
-agree when the mean per-token log-likelihoods and the exact rates differ by less than :data:`TOLERANCE`.
+agree when the mean per-token log-likelihoods and the exact rates differ by at most :data:`TOLERANCE`.
 
 The tolerances were measured: an AVX-512 build of each model against the shipped AVX2 one differs by
 about a tenth of them or less, a damaged copy (``python -m kensa damage``) by far more (see
