@@ -259,6 +259,7 @@ def test_a_rebuild_agrees_with_the_shipped_model_by_scores(tmp_path):
     done = subprocess.run([sys.executable, "-m", "kensa", "tiny", "--rebuild", "--name", "tiny-t5-trained",
                            "--out", str(out), "--stride", "5"], capture_output=True, text=True, check=False,
                           timeout=1800)
+    print(done.stdout)  # the comparison table, for the record (pytest -rA)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the rebuild agrees with the shipped tiny-t5-trained within the tolerance" in done.stdout
     assert (out / "model.safetensors").is_file()
