@@ -47,9 +47,10 @@ check: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow or sweep" --durations=20 $(ARGS)
 
-# Every built-in tiny model, built once into the cache (tiny-trained trains for a few minutes on one thread).
+# Every built-in tiny model: the random ones built once into the cache (seconds); the trained ones are shipped in
+# kensa/tiny/data/models and never trained here (rebuild and compare: python -m kensa tiny --rebuild --name NAME).
 models: $(VENV)/.installed
-	$(PY) -c "from kensa.models import tiny; [print(tiny.build_model(n)) for n in tiny.MODELS]"
+	$(PY) -c "from kensa.tiny import build; [print(build.build_model(n)) for n in build.MODELS]"
 
 install: $(VENV)/.installed
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(opts.threads or len(os.sched_getaffinity(0)))
     try:
         if opts.size == "tiny":
-            from kensa.models import tiny
+            from kensa.tiny import build as tiny
 
             path, source = tiny.build_model("tiny"), data_source("fixtures")
         else:

@@ -1,6 +1,6 @@
 """The benchmark's models, built offline and deterministically, cached by a digest of their recipe.
 
-* An 8000-piece SentencePiece unigram tokenizer: the options of :data:`kensa.models.tiny.SPM_RECIPE`
+* An 8000-piece SentencePiece unigram tokenizer: the options of :data:`kensa.tiny.build.SPM_RECIPE`
   (byte fallback, no dummy prefix, identity normalisation, one thread, no shuffling) with
   ``vocab_size=8000``, trained on a fixed number of lines of real JGLUE text read from the shared data
   dir in a fixed order (see :func:`training_lines`).
@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kensa.models import tiny
+from kensa.tiny import build as tiny
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"

@@ -104,7 +104,7 @@ def model_dir(size: str, data_dir: str) -> Path:
     """``tiny``: kensa's random tiny-llama (for smoke tests); else a :mod:`bench.model` build, whose
     tokenizer is trained on ``--data-dir`` (on the default shared data when that is ``fixtures``)."""
     if size == "tiny":
-        from kensa.models import tiny
+        from kensa.tiny import build as tiny
 
         return tiny.build_model("tiny-llama")
     spm_data = DEFAULT_DATA_DIR if data_dir == "fixtures" else Path(data_dir)

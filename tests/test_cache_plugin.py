@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from kensa.models import tiny
+from kensa.tiny import build as tiny
 from tests.helpers import REPO
 
 pytest.importorskip("transformers")

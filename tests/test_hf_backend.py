@@ -180,7 +180,7 @@ def test_slow_tokenizer_is_sentencepiece_exact():
 
 
 def test_use_fast_false_without_a_sentencepiece_file_is_an_error(tmp_path):
-    from kensa.models.tiny import build_model
+    from kensa.tiny.build import build_model
 
     model_dir = tmp_path / "no-spm"
     shutil.copytree(build_model("tiny"), model_dir)

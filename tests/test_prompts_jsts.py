@@ -155,7 +155,7 @@ def test_target_is_the_label_with_one_decimal(label, target):
 def test_budget_fits_an_answer_and_the_longest_stop_in_the_tiny_tokenizer():
     """The reason for 8: ``▁`` + ``x.y`` + ``<NL>`` (4 byte pieces) is 8 tokens in kensa's SentencePiece model."""
     tokenizers = pytest.importorskip("tokenizers")
-    from kensa.models.tiny import build_spm
+    from kensa.tiny.build import build_spm
 
     tok = tokenizers.Tokenizer.from_file(str(build_spm() / "tokenizer.json"))
     worst = max(len(tok.encode(f" {x / 5:.1f}{stop}", add_special_tokens=False).ids)

@@ -44,7 +44,7 @@ def test_the_users_tsv_skips_with_a_reason_when_the_data_dir_has_none(tmp_path):
 
 @pytest.mark.slow
 def test_a_damaged_tiny_t5_trained_fails_the_gate(tmp_path):
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     copy = tiny.write_tiny("tiny-t5-trained", tmp_path / "t5")
     damaged = tiny.perturb_weights(copy, tmp_path / "t5-damaged", scale=tiny.DAMAGE_SCALE, seed=0)

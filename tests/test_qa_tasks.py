@@ -76,7 +76,7 @@ def test_tsv_rows_and_their_errors(tmp_path):
 def test_the_marker_is_one_token_for_the_t5_tokenizers_and_pieces_for_the_causal_one():
     from transformers import AutoTokenizer
 
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     for name in ("tiny-t5", "tiny-t5-trained"):
         tok = AutoTokenizer.from_pretrained(tiny.build_model(name))

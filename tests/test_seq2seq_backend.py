@@ -154,7 +154,7 @@ def test_a_peft_adapter_loads_on_a_seq2seq_model(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSeq2SeqLM
 
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     base = tiny.build_model("tiny-t5")
     model = get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(base),

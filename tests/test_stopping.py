@@ -26,7 +26,7 @@ stops = st.text(alphabet=ALPHABET, min_size=1, max_size=8)
 def tok():
     from transformers import AutoTokenizer
 
-    from kensa.models.tiny import build_spm
+    from kensa.tiny.build import build_spm
 
     return AutoTokenizer.from_pretrained(build_spm())
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kensa.models import tiny
+from kensa.tiny import build as tiny
 
 pytest.importorskip("transformers")
 
@@ -157,7 +157,7 @@ def test_training_examples_refuse_a_task_kind_they_do_not_know(monkeypatch):
 
 
 def test_cache_key_follows_the_training_text(monkeypatch):
-    from kensa.tasks import training_text
+    from kensa.tiny import training_corpus as training_text
 
     recipe, spm_dir = tiny.MODELS["tiny-trained"], tiny.build_spm()
     key, examples = tiny._model_key(recipe, spm_dir)

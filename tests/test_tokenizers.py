@@ -27,7 +27,7 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 @pytest.fixture(scope="module")
 def tokenizers():
     from kensa.backends.tokenizers import load_tokenizer
-    from kensa.models.tiny import build_model
+    from kensa.tiny.build import build_model
 
     path = str(build_model("tiny"))
     fast = load_tokenizer(path)
@@ -76,7 +76,7 @@ def rinna_style_dir(tmp_path_factory):
     import json
     import shutil
 
-    from kensa.models.tiny import build_spm
+    from kensa.tiny.build import build_spm
 
     d = tmp_path_factory.mktemp("rinna-style")
     shutil.copyfile(build_spm() / "tokenizer.model", d / "spiece.model")

@@ -37,7 +37,7 @@ MODELING = textwrap.dedent('''
 
 @pytest.fixture
 def remote_code_model(tmp_path, monkeypatch):
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     src = tiny.build_model("tiny-llama")
     model = tmp_path / "marker-model"

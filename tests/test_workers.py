@@ -28,7 +28,7 @@ from kensa.cli.workers import (
     worker_devices,
 )
 from kensa.errors import OptionError
-from kensa.models import tiny
+from kensa.tiny import build as tiny
 from tests.helpers import REPO
 
 # -- the engine's arithmetic -------------------------------------------------------------------

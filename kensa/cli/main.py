@@ -1,7 +1,8 @@
 """Command-line entry point.
 
 ``python -m kensa tiny --out DIR [--name tiny-llama]`` writes a built-in tiny model (or the
-``tiny-lora`` adapter) to a directory, so other tools (lm-eval, transformers) can load it.
+``tiny-lora`` adapter) to a directory, so other tools (lm-eval, transformers) can load it; ``--rebuild`` and
+``--freeze-corpus`` rebuild a trained one and freeze its training text (see :mod:`kensa.cli.tiny`).
 ``python -m kensa damage SRC OUT [--scale S] [--seed N]`` writes a copy of a model directory
 with seeded noise on its weights: a damaged model, to watch the gate catch a drop.
 ``python -m kensa tasks`` lists the registered tasks and their prompt versions.
@@ -20,17 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kensa.models import tiny
-
-
-def _tiny(args: argparse.Namespace) -> int:
-    try:
-        out = tiny.write_tiny(args.name, Path(args.out))
-    except FileExistsError as exc:
-        print(f"kensa tiny: {exc}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
+from kensa.tiny import build as tiny
 
 
 def _damage(args: argparse.Namespace) -> int:
@@ -70,11 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kensa", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("tiny", help="write a built-in tiny model or adapter to a directory")
-    p.add_argument("--out", required=True, help="target directory (created; must be empty if it exists)")
-    names = sorted(tiny.MODELS) + sorted(tiny.ALIASES) + sorted(tiny.ADAPTERS)
-    p.add_argument("--name", default="tiny", choices=names, help="which tiny model (default: tiny = tiny-neox)")
-    p.set_defaults(func=_tiny)
+    from kensa.cli import tiny as tiny_cli
+
+    tiny_cli.add_parser(sub)
     p = sub.add_parser("damage", help="copy a model directory with seeded noise on its weights (a damaged model)")
     p.add_argument("src", help="a model directory with model.safetensors")
     p.add_argument("out", help="target directory (created; must be empty if it exists)")

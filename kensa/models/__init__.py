@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kensa.backends.args import ModelArgs, ModelSpec
 from kensa.errors import OptionError
-from kensa.models import tiny
+from kensa.tiny import build as tiny
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 

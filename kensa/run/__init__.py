@@ -13,6 +13,7 @@ from kensa.data import Split
 from kensa.run.generation import evaluate_generation
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.run.records import TaskRun
+from kensa.run.training_coverage import record_coverage
 from kensa.tasks.base import TaskVariant
 
 
@@ -21,5 +22,8 @@ def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Spl
     """Score one task variant, whatever its kind (``qa_lm``: the model that answers round-trip questions,
     default the evaluated one)."""
     if variant.task.kind == "generation":
-        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm)
-    return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)
+        run = evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm)
+    else:
+        run = evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)
+    record_coverage(variant, lm, eval_split, pool, k, limit, run.data)  # a trained tiny model's unseen prompts
+    return run

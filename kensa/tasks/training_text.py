@@ -1,30 +1,20 @@
-"""The text the built-in ``tiny-trained`` model learns: for every registered task, prompt version
-and fixture eval doc, the prompt exactly as the suite renders it (shots included) followed by the
-gold continuation. This is the one place that knows how each kind of task becomes training text;
-the training loop itself is :mod:`kensa.models.tiny_train`.
+"""How a task becomes training text for the trained tiny models: for every registered task, prompt version
+and eval doc, the prompt exactly as the suite renders it (shots included) followed by the gold continuation.
+
+The models learn from a frozen copy of this text (:mod:`kensa.tiny.training_corpus`), written by
+``python -m kensa tiny --freeze-corpus VERSION``; the same rendering tells a run which of its prompts that
+copy lacks. The training loop itself is :mod:`kensa.tiny.train`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from kensa.data import DataSource
 from kensa.errors import KensaError
 from kensa.tasks.registry import all_tasks
 from kensa.tasks.render import NoModel, prepare, prepare_generation
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    task_id: str
-    context: str
-    continuation: str
-    eos: bool = False
-    """The continuation ends with the model's EOS token (a prompt whose only stop is EOS)."""
+from kensa.tiny.training_corpus import TrainingExample
 
 
 def training_examples(source: Any = None, kind: str = "causal") -> list[TrainingExample]:
@@ -41,29 +31,21 @@ def training_examples(source: Any = None, kind: str = "causal") -> list[Training
         if not variants:
             continue
         eval_split, pool = task.load(source)
-        if task.kind == "generation":
-            examples += _generation_examples(task, variants, eval_split, pool)
-            continue
         for variant in variants:
-            for doc in prepare(variant, eval_split, pool, task.num_fewshot, None):
-                examples.append(TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold]))
+            examples += variant_examples(variant, eval_split, pool, task.num_fewshot)
     return examples
 
 
-def _generation_examples(task: Any, variants: Any, eval_split: Any, pool: Any) -> list[TrainingExample]:
-    """The prompt, then the doc's target as its shots show it, then the first stop string (or EOS where
-    there is none), so that the model learns to answer and to stop."""
-    out = []
-    for variant in variants:
-        for doc in prepare_generation(variant, eval_split, pool, task.num_fewshot, None, NoModel()):
+def variant_examples(variant: Any, eval_split: Any, pool: Any, k: int,
+                     limit: float | None = None) -> list[TrainingExample]:
+    """One variant's examples. A generation prompt is followed by the doc's target as its shots show it, then
+    the first stop string (or EOS where there is none), so that the model learns to answer and to stop."""
+    if variant.task.kind == "generation":
+        out = []
+        for doc in prepare_generation(variant, eval_split, pool, k, limit, NoModel()):
             target = variant.template.render_target(variant.view(doc.row))
             out.append(TrainingExample(variant.task_id, doc.prompt, target + (doc.until[0] if doc.until else ""),
                                        eos=not doc.until))
-    return out
-
-
-def examples_digest(examples: Sequence[TrainingExample]) -> str:
-    """A short hash of the training text, for the cache key: editing a fixture retrains."""
-    payload = json.dumps([[e.task_id, e.context, e.continuation] + (["eos"] if e.eos else []) for e in examples],
-                         ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return out
+    return [TrainingExample(variant.task_id, doc.prompt, doc.continuations[doc.gold])
+            for doc in prepare(variant, eval_split, pool, k, limit)]

@@ -1,15 +1,15 @@
 """Training for the built-in ``tiny-trained`` model, which scores far above chance on every task
 variant the suite has, so that a damaged copy of it visibly fails.
 
-The training text comes from the task layer (:mod:`kensa.tasks.training_text`): every prompt as
-the suite renders it, followed by its gold continuation. It is tokenized as
+The training text is the frozen corpus (:mod:`kensa.tiny.training_corpus`): every prompt as the
+suite rendered it when the corpus was frozen, followed by its gold continuation. It is tokenized as
 :meth:`kensa.backends.hf_causal.HFCausalLM.encode_pair` does (context and continuation encoded
 separately with no special tokens, then concatenated). The loss is on the continuation tokens
 only: with the whole text the template tokens swamp the few answer tokens, and it trained far
 worse and slower.
 
 The model memorises the fixtures. Its scores say nothing about Japanese, only that the
-pipeline and the weights are intact. Torch is imported lazily, as in :mod:`kensa.models.tiny`.
+pipeline and the weights are intact. Torch is imported lazily, as in :mod:`kensa.tiny.build`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kensa.errors import KensaError
-from kensa.tasks.training_text import TrainingExample
+from kensa.tiny.training_corpus import TrainingExample
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
 """Tiny models built offline and deterministically, cached by a hash of their recipe.
 
 * a SentencePiece unigram tokenizer (byte fallback, no dummy prefix, identity normalisation,
-  like rinna's) trained on :mod:`kensa.models.corpus`;
+  like rinna's) trained on :mod:`kensa.tiny.tokenizer_text`;
 * random-initialised GPT-NeoX and Llama causal LMs saved as safetensors, so they load through
   the same ``from_pretrained`` path as real models;
-* ``tiny-trained``, a Llama briefly trained on the suite's own fixture prompts
-  (:mod:`kensa.models.tiny_train`), which scores far above chance, and :func:`perturb_weights`
-  to make a damaged copy of it;
+* ``tiny-trained``, a Llama briefly trained on the suite's own fixture prompts as frozen in
+  :mod:`kensa.tiny.training_corpus` (:mod:`kensa.tiny.train`), which scores far above chance, and
+  :func:`perturb_weights` to make a damaged copy of it;
 * a LoRA adapter for the NeoX model, to exercise ``peft=``;
 * ``tiny-t5`` (random) and ``tiny-t5-trained`` (taught the QA suite's seq2seq fixture prompts, so
   a damaged copy fails the gate): T5 encoder-decoders on the same SentencePiece vocabulary plus the
   highlight marker ``<hl>`` as one special token (as lmqg registers it), with ``</s>`` appended to
   every source as T5's tokenizer does.
+
+The trained models are not built on a user's machine: training rounds differently on another CPU (AVX2
+against AVX-512 kernels), so kensa ships their weights (:mod:`kensa.tiny.shipped`) and
+:func:`build_model` returns those; :func:`train_model` trains one by its recipe (to rebuild and compare).
 
 A directory is written under a temporary name and renamed into place, so parallel builders
 (xdist workers) never see half a model, and a build holds a lock file, so a second process that
@@ -33,9 +37,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kensa.backends.hf_causal import quiet_transformers
-from kensa.models.corpus import CORPUS_VERSION, corpus_lines
-from kensa.models.tiny_train import TrainRecipe
+from kensa.errors import KensaError
 from kensa.paths import cache_root
+from kensa.tiny.tokenizer_text import CORPUS_VERSION, corpus_lines
+from kensa.tiny.train import TrainRecipe
 
 SPM_RECIPE = {
     "model_type": "unigram", "vocab_size": 4000, "byte_fallback": True, "add_dummy_prefix": False,
@@ -187,22 +192,43 @@ def write_spm(directory: Path, lines: Iterable[str], options: dict) -> None:
     AutoTokenizer.from_pretrained(directory).save_pretrained(directory)
 
 
+def is_trained(name: str) -> bool:
+    """A tiny model trained by its recipe (its weights are shipped, not built)."""
+    return MODELS[ALIASES.get(name, name)].train is not None
+
+
 def build_model(name: str, root: Path | None = None) -> Path:
-    """Build (or find) a tiny causal LM; return a directory ``from_pretrained`` can load."""
-    return _build_model(MODELS[ALIASES.get(name, name)], root)
+    """A directory ``from_pretrained`` can load: a random tiny model built (or found) in the cache, or a
+    trained one's shipped weights (never trained here: see :func:`train_model`)."""
+    recipe = MODELS[ALIASES.get(name, name)]
+    if recipe.train is not None:
+        from kensa.tiny.shipped import shipped_model
+
+        return shipped_model(recipe.name)
+    return _build_model(recipe, root)
+
+
+def train_model(name: str, root: Path | None = None) -> Path:
+    """Train a trained tiny model by its recipe into the cache (or find it there): the weights this CPU
+    makes, which another kind of CPU makes slightly differently. Loading uses the shipped ones."""
+    recipe = MODELS[ALIASES.get(name, name)]
+    if recipe.train is None:
+        raise KensaError(f"{recipe.name} is not a trained tiny model (trained: "
+                         f"{', '.join(n for n, r in MODELS.items() if r.train is not None)})")
+    return _build_model(recipe, root)
 
 
 def _model_key(recipe: TinyModelRecipe, spm_dir: Path) -> tuple[dict, list | None]:
     """The cache key (recipe, tokenizer, library versions and, when trained, a digest of the
-    training text) and the training examples, if any."""
+    frozen training text) and the training examples, if any."""
     fields = asdict(recipe)
     key = {"model": fields, "spm": spm_dir.name, "versions": _library_versions()}
     if recipe.train is None:
         del fields["train"]  # keeps the cache keys of the untrained models as they were
         return key, None
-    from kensa.tasks.training_text import examples_digest, training_examples
+    from kensa.tiny.training_corpus import examples_digest, training_examples
 
-    examples = training_examples(kind=kind_of(recipe.name))
+    examples = list(training_examples(kind=kind_of(recipe.name)))
     key["data"] = examples_digest(examples)
     return key, examples
 
@@ -239,7 +265,7 @@ def _train_and_save(recipe: TinyModelRecipe, spm_dir: Path, key: dict, examples,
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_config(config)
     if recipe.train is not None:
-        from kensa.models.tiny_train import train
+        from kensa.tiny.train import train
 
         train(model, tok, examples, recipe.train)
     tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
@@ -276,7 +302,7 @@ def _build_t5(recipe: TinyModelRecipe, tok, spm_dir: Path, key: dict, examples, 
     torch.manual_seed(recipe.seed)
     model = AutoModelForSeq2SeqLM.from_config(config)
     if recipe.train is not None:
-        from kensa.models.tiny_train import train_seq2seq
+        from kensa.tiny.train import train_seq2seq
 
         train_seq2seq(model, tok, examples, recipe.train)
     tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
@@ -354,7 +380,8 @@ def perturb_weights(src: Path, out: Path, *, scale: float, seed: int) -> Path:
         std = t.float().std() if t.numel() > 1 else t.float().abs().reshape(())
         noise = torch.randn(t.shape, generator=gen) * (scale * float(std))
         tensors[name] = (t.float() + noise).to(t.dtype).contiguous()
-    shutil.copytree(src, out, dirs_exist_ok=True)
+    # Not the shipped build record: it describes the undamaged weights.
+    shutil.copytree(src, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("kensa_build.json"))
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     (out / "kensa_perturbation.json").write_text(json.dumps(
         {"source": str(src), "scale": scale, "seed": seed}, indent=2, sort_keys=True))
