@@ -2,6 +2,7 @@
 #   make jglue   # the JGLUE suite on the built-in tiny model, on CPU, and its prompt snapshots
 #   make quiz    # the quiz suite on the built-in tiny model, and its prompt snapshots
 #   make qa      # the QA suite on the tiny T5 and the tiny causal model
+#   make tokenizers  # the tokenizer snapshots of every built-in model
 #   make test    # kensa's own tests (the default tier; make test-all adds the slow ones)
 #   make vllm    # .venv-vllm: vLLM's CPU build, for --backend vllm and the served-model tests
 # Pass extra pytest arguments with ARGS="...", e.g. make jglue ARGS="--data-dir ../shared/data --limit 100".
@@ -13,7 +14,7 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: jglue quiz qa test test-all sweep check models install clean vllm
+.PHONY: jglue quiz qa tokenizers test test-all sweep check models install clean vllm
 
 jglue: $(VENV)/.installed
 	$(PY) -m pytest suites/jglue --model tiny $(ARGS)
@@ -23,15 +24,22 @@ quiz: $(VENV)/.installed
 qa: $(VENV)/.installed
 	$(PY) -m pytest suites/qa --model tiny-t5 --model tiny $(ARGS)
 
+# The committed tokenizer snapshots and the round-trip property, for every built-in model (names from kensa).
+tokenizers: $(VENV)/.installed
+	$(PY) -m pytest suites/tokenizers $$($(PY) -c "from kensa.models import tiny; \
+		print(' '.join(f'--model {n}' for n in sorted({*tiny.MODELS, *tiny.ALIASES})))") $(ARGS)
+
 # kensa's own tests on TEST_WORKERS xdist workers. `make test` is the default tier: everything but the tests
 # marked slow (a task's other prompt versions in the equivalence and peer cross-checks, the whole JGLUE suite on
 # tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep` runs the soak, the
 # SIGKILL sweep and two concurrent sessions (marker sweep) with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
-# `make check` is what CI runs: the default tier and the sweep in one xdist session, so the sweep's long tests
-# fill the workers' gaps instead of running after them.
+# `make check` is what CI runs: the default tier, the slow tests marked ci (the one variant of each check that only
+# the slow tier makes: bitsandbytes against the float model, kensa harness as pasted, the damaged-T5 gate, ...) and
+# the sweep, in one xdist session, so the long tests fill the workers' gaps instead of running after them.
 TEST_WORKERS ?= 2
 SWEEP_ENV = KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
 	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"}
+CI_SELECT = not slow or sweep or ci
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
 	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" --durations=20 $(ARGS)
@@ -45,7 +53,7 @@ sweep: $(VENV)/.installed
 
 check: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
-	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow or sweep" --durations=20 $(ARGS)
+	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "$(CI_SELECT)" --durations=20 $(ARGS)
 
 # Every built-in tiny model: the random ones built once into the cache (seconds); the trained ones are shipped in
 # kensa/tiny/data/models and never trained here (rebuild and compare: python -m kensa tiny --rebuild --name NAME).

@@ -22,6 +22,8 @@ for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: the soak, the SIGKILL sweep and concurrent sessions (make sweep; "
                                        "CI runs them with reduced counts in make check)")
+    config.addinivalue_line("markers", "ci: a slow test that CI runs anyway (make check: -m 'not slow or sweep or ci'): "
+                                       "the one variant of a check nothing in the default tier makes")
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,10 @@ def copies(tmp_path_factory):
 def test_tiny_trained_passes_its_committed_thresholds(tmp_path, selection):
     done = suite(tmp_path, "--model", "tiny-trained", *selection)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "kensa gate: PASS; baselines thresholds/tiny-trained.toml" in done.stdout
     rows = json.loads((tmp_path / "results" / "tiny-trained" / "results.json").read_text())["kensa"]["gate"]
+    # the fixtures' 30-40 documents a task leave every row underpowered; the verdict line says so when they all are
+    verdict = "PASS (all rows underpowered)" if all(r["status"] == "underpowered" for r in rows) else "PASS"
+    assert f"kensa gate: {verdict}; baselines thresholds/tiny-trained.toml" in done.stdout
     from kensa.tasks import tasks_in_suite
 
     gated = sum(len(t.metrics) for t in tasks_in_suite("jglue") for v in t.variants()

@@ -92,8 +92,30 @@ def test_update_exits_1_for_review_then_the_next_run_passes(gated):
     again = run(gated, *FAST)
     again.assert_outcomes(passed=1)
     assert again.ret == pytest.ExitCode.OK
-    again.stdout.fnmatch_lines(["kensa gate: PASS; baselines th/tiny-neox.toml; alpha 0.05*Holm over 2*",
-                                f"*tiny*{TASK}*acc *12*+0.0000*1.0000*"])
+    # 12 documents of a random model: no row could have seen a drop, and the verdict line says so
+    again.stdout.fnmatch_lines(["kensa gate: PASS (all rows underpowered); baselines th/tiny-neox.toml; "
+                                "alpha 0.05*Holm over 2*",
+                                f"*tiny*{TASK}*acc *12*+0.0000*1.0000*underpowered*"])
+    summary = (gated.path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("**kensa gate: PASS (all rows underpowered); baselines th/tiny-neox.toml")
+
+
+def test_the_verdict_line_says_pass_plainly_only_when_some_row_could_have_seen_a_drop():
+    from types import SimpleNamespace
+
+    from kensa.gate.verdicts import Check
+    from kensa.report.results import gate_headline
+
+    gate = SimpleNamespace(enabled=True, update=False, baselines=["b"], directory=REPO / "thresholds", alpha=0.05)
+
+    def rows(*statuses):
+        return [Check("m", "b", f"t{i}", "acc", s, p=0.5) for i, s in enumerate(statuses)]
+
+    assert gate_headline(rows("underpowered", "underpowered"), gate).startswith(
+        "kensa gate: PASS (all rows underpowered); baselines thresholds/b.toml; alpha 0.05 family-wise, Holm over 2")
+    assert gate_headline(rows("pass", "underpowered"), gate).startswith("kensa gate: PASS; baselines")
+    assert gate_headline(rows("underpowered", "raise baseline"), gate).startswith("kensa gate: PASS; baselines")
+    assert gate_headline(rows("underpowered", "fail"), gate).startswith("kensa gate: FAIL (1 of 2 rows); baselines")
 
 
 def test_a_drop_fails_with_a_readable_table_and_a_flip_report(gated):

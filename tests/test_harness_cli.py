@@ -115,6 +115,7 @@ def test_the_xgen_command_runs_as_pasted_on_cpu_with_a_tiny_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # the harness end to end in CI (the xgen command adds 8-bit, which test_hf_backend checks)
 def test_the_openorca_command_runs_as_pasted_on_cpu_with_a_tiny_model(tmp_path):
     """``--model_args pretrained=...,use_accelerate=True --num_fewshot "2,3,3,3" --batch_size 4`` with the
     README quick-start's task list (plain names: jsquad first, so JSQuAD gets 2 shots)."""

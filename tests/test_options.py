@@ -403,7 +403,9 @@ def test_home_relative_tokenizer_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "tok").mkdir()
     (spec,) = parse_models(["tiny"], ["tokenizer=~/tok"])
-    assert spec.args.tokenizer is not None
+    assert spec.args.tokenizer == "~/tok"  # kept as given; expanded where the tokenizer is loaded
+    with pytest.raises(OptionError, match="tokenizer.*'~/no-tok': no such directory"):
+        parse_models(["tiny"], ["tokenizer=~/no-tok"])
 
 
 def test_fewshot_pool_names_a_split_or_a_file(tmp_path):

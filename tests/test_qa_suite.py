@@ -43,6 +43,7 @@ def test_the_users_tsv_skips_with_a_reason_when_the_data_dir_has_none(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_a_damaged_tiny_t5_trained_fails_the_gate(tmp_path):
     from kensa.tiny import build as tiny
 

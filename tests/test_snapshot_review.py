@@ -84,7 +84,7 @@ def test_a_changed_template_fails_with_a_readable_diff_until_updated(pytester, m
 
 
 @pytest.mark.slow  # loads the tiny model in each of 3 runs (about 25 s each on a busy 2-CPU machine)
-@pytest.mark.parametrize("xdist", [False, True], ids=["n0", "n2"])
+@pytest.mark.parametrize("xdist", [pytest.param(False, marks=pytest.mark.ci), True], ids=["n0", "n2"])
 def test_a_swapped_tokenizer_fails_the_tokenizer_snapshot_until_updated(pytester, monkeypatch, xdist, tiny_neox):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     shutil.copy(TOKENIZERS / "test_tokenizer_snapshots.py", pytester.path)

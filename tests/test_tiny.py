@@ -18,6 +18,7 @@ def sha(path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_two_builds_are_byte_identical(tmp_path):
     a = tiny.build_model("tiny-llama", root=tmp_path / "a")
     b = tiny.build_model("tiny-llama", root=tmp_path / "b")

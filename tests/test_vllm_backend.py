@@ -13,11 +13,11 @@ import pytest
 from kensa.backends.args import parse_model_args
 from kensa.backends.contract import GenerationRequest
 from kensa.data import DataSource
-from kensa.errors import ModelLoadError, OptionError
+from kensa.errors import OptionError
 from kensa.metrics.core import multiple_choice_scores
 from kensa.models import load_model, resolve_model
 from kensa.tasks.render import prepare, prepare_generation
-from tests.helpers import crosscheck_tasks, tiered
+from tests.helpers import crosscheck_tasks, tiered, vllm_or_skip
 
 torch = pytest.importorskip("torch")
 
@@ -26,15 +26,6 @@ MC = tiered([v for t in crosscheck_tasks() if t.kind == "multiple_choice" for v 
 GENERATION = [t.variants()[0] for t in crosscheck_tasks() if t.kind == "generation"]
 LIMIT = 8
 TOLERANCE = 1e-4
-
-
-def vllm_or_skip() -> None:
-    from kensa.backends.vllm import vllm_python
-
-    try:
-        vllm_python()
-    except ModelLoadError as exc:
-        pytest.skip(f"vLLM is not installed here: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +50,11 @@ def test_the_engine_runs_what_kensa_asks(vllm_tiny, tiny_neox):
     info = vllm_tiny.info
     assert info["backend"] == "vllm" and info["dtype"] == "float32" and info["device"] == "cpu"
     assert info["identity"]["weights_sha256"] == tiny_neox.info["identity"]["weights_sha256"]
-    engine = info["engine_args"]
+    # Read back from vLLM's config objects after the engine started, not from the arguments kensa passed.
+    engine = info["engine_config"]
     assert engine["enable_prefix_caching"] is False and engine["generation_config"] == "vllm"
+    assert engine["default_sampling_params"] == {}  # no sampling default of the model's applies to a request
+    assert (engine["dtype"], engine["enforce_eager"], engine["seed"], engine["lora"]) == ("float32", True, 0, False)
     assert vllm_tiny.encode_pair("質問：", "答え") == tiny_neox.encode_pair("質問：", "答え")
 
 
@@ -118,6 +112,31 @@ def test_a_bad_request_is_an_error_and_the_engine_keeps_serving(vllm_tiny):
     with pytest.raises(WorkerError, match="cont_len 3 needs 1 <= cont_len < 3"):
         vllm_tiny.score_ids([([5, 6, 7], 3)])
     assert len(vllm_tiny.score_ids([([5, 6, 7], 1)])[0]) == 1
+
+
+def test_a_missing_vllm_skips_but_fails_where_ci_requires_it(pytester, monkeypatch):
+    """CI installs vLLM and sets KENSA_REQUIRE_VLLM=1: a vLLM that went missing there fails the run instead of
+    skipping the vLLM and served-model tests quietly."""
+    monkeypatch.setenv("KENSA_VLLM_PYTHON", str(pytester.path / "no-such-python"))
+    pytester.makepyfile(test_needs_vllm="from tests.helpers import vllm_or_skip\n\n\n"
+                                        "def test_vllm():\n    vllm_or_skip()\n")
+    for value in ("", "0"):
+        monkeypatch.setenv("KENSA_REQUIRE_VLLM", value)
+        result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(["*vLLM is not installed here: KENSA_VLLM_PYTHON=*no-such-python* is not an "
+                                     "executable*"])
+    monkeypatch.setenv("KENSA_REQUIRE_VLLM", "1")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*vLLM is not installed here: KENSA_VLLM_PYTHON=*no-such-python* is not an "
+                                 "executable*KENSA_REQUIRE_VLLM=1*required here*"])
+
+
+def test_ci_requires_vllm():
+    from tests.helpers import REPO
+
+    assert "export KENSA_REQUIRE_VLLM=1" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 
 
 def test_engine_options_are_refused_where_they_mean_nothing():

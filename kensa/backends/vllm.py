@@ -242,6 +242,7 @@ class VLLMLM(TokenizedModel):
             "tokenizer_is_fast": bool(getattr(tokenizer, "is_fast", False)), "vocab_size": len(tokenizer),
             "max_length": max_length, "max_model_len": max_model_len, "batch_size": "engine",
             "eos_token_id": tokenizer.eos_token_id, "libraries": libraries, "engine_args": ready.get("engine_args"),
+            "engine_config": ready.get("engine_config"),
             "engine_start_seconds": round(time.perf_counter() - start, 3), "worker_log": str(log),
         }
         return lm

@@ -154,6 +154,20 @@ class Engine:
         return self.llm.get_tokenizer().encode(msg["text"], add_special_tokens=False)
 
 
+def engine_config(llm) -> dict:
+    """The settings the engine runs with, read back from vLLM's own config objects after it started (not the
+    arguments kensa passed, which vLLM may override or ignore), for the results and the tests."""
+    cfg = llm.llm_engine.vllm_config
+    model, cache, parallel = cfg.model_config, cfg.cache_config, cfg.parallel_config
+    return {"enable_prefix_caching": bool(cache.enable_prefix_caching), "generation_config": model.generation_config,
+            # the sampling defaults every request inherits: empty when the model's generation config is ignored
+            "default_sampling_params": model.get_diff_sampling_param(), "enforce_eager": bool(model.enforce_eager),
+            "seed": model.seed, "max_model_len": model.max_model_len, "dtype": str(model.dtype).removeprefix("torch."),
+            "tensor_parallel_size": parallel.tensor_parallel_size,
+            "distributed_executor_backend": str(parallel.distributed_executor_backend),
+            "lora": cfg.lora_config is not None}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -190,7 +204,8 @@ def main(argv=None) -> int:
     send({"event": "ready", "protocol": PROTOCOL, "pid": os.getpid(), "seconds": round(time.perf_counter() - start, 3),
           "max_model_len": engine.max_len, "vocab_size": config.get_vocab_size(), "versions": versions(),
           "device": str(current_platform.device_type), "dtype": str(config.dtype).removeprefix("torch."),
-          "engine_args": {k: v for k, v in engine.kwargs.items() if k not in ("model", "tokenizer")}})
+          "engine_args": {k: v for k, v in engine.kwargs.items() if k not in ("model", "tokenizer")},
+          "engine_config": engine_config(engine.llm)})
     ops = {"score": engine.score, "generate": engine.generate, "tokenize": engine.tokenize}
     for line in sys.stdin:
         if not line.strip():
