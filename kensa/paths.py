@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from kensa.errors import WriteError
+from kensa.faults import fault_point
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout kensa runs from: ``fixtures/``, ``suites/`` and ``thresholds/`` live here."""
@@ -32,8 +33,12 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o644) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        raw = data.encode("utf-8") if isinstance(data, str) else data
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.write(raw[: len(raw) // 2])
+            f.flush()
+            fault_point("write_atomic", path)  # the kill sweep kills here: half the bytes are on disk
+            f.write(raw[len(raw) // 2:])
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)  # mkstemp makes files private; results and thresholds are shared

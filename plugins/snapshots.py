@@ -25,6 +25,7 @@ from syrupy.data import SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from kensa.cli.workers import strip_group
+from kensa.faults import fault_point
 from kensa.paths import write_atomic
 from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
 
@@ -42,7 +43,8 @@ class _TextSnapshot(SingleFileSnapshotExtension):
         data = next(iter(snapshot_collection)).data
         if not isinstance(data, str):
             raise TypeError(f"{cls.__name__} writes text, not {type(data).__name__}")
-        write_atomic(Path(snapshot_collection.location), data)
+        path = write_atomic(Path(snapshot_collection.location), data)
+        fault_point("snapshot-written", path)  # the kill sweep kills here: one snapshot new, the others old
 
     def serialize(self, data, **kwargs) -> str:
         if not isinstance(data, str):

@@ -9,6 +9,19 @@ import pytest
 
 from tests.helpers import SHARED_DATA, load_tiny
 
+# One hypothesis profile for every property test, loaded before any test module builds its settings (those inherit
+# from it): no per-example deadline, anywhere. A deadline measures the machine, not the property: on a loaded CI
+# runner or under xdist a slow example failed a correct test. Data generation's speed is no property of kensa's
+# either (too_slow). The tests set only max_examples and the health checks their fixtures need.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is a dev extra; the property tests import it themselves and skip without it
+    pass
+else:
+    settings.register_profile("kensa", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                              print_blob=bool(os.environ.get("CI")))
+    settings.load_profile("kensa")
+
 # Self-tests never read answers from a user's response cache (the cache's own tests pass a path).
 os.environ["KENSA_RESPONSE_CACHE"] = "off"
 

@@ -99,7 +99,7 @@ def test_stratified_sampler_hand_computed():
     assert sampler.draw(random.Random(0), 0) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=5), k=st.integers(0, 12))
 def test_stratified_counts_property(sizes, k):
     pool = [(t, i) for t, n in enumerate(sizes) for i in range(n)]

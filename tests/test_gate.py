@@ -59,7 +59,7 @@ MODEL = "org/model-v2"
 HINT = f"pytest suites --model {MODEL} --baseline {BASE} --thresholds-update"
 # Normal quantiles, written out: z(0.05) = 1.6448536, z(0.025) = 1.9599640, z(0.2) = 0.8416212.
 Z_05, Z_025, Z_20 = 1.6448536269514722, 1.959963984540054, 0.8416212335729143
-FAST = settings(max_examples=300, deadline=None)
+FAST = settings(max_examples=300)
 
 
 # -- factories -----------------------------------------------------------------------------------
@@ -604,7 +604,7 @@ def test_every_test_time_failure_is_a_session_failure(session):
             assert (r in now) == r.failed
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(sessions())
 def test_finalize_is_holm_over_the_compared_rows(session):
     from kensa.gate import verdicts as gate

@@ -32,7 +32,7 @@ from tests.helpers import REPO
 KNOWN = {v.task_id: t.metrics for t in all_tasks() for v in t.variants()}
 TASK_NAMES = sorted({t.name for t in all_tasks()})
 VERSIONS = sorted({v for t in all_tasks() for v in t.versions()})
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def damage(data: bytes, how: str, where: float, junk: bytes) -> bytes:

@@ -62,7 +62,7 @@ DAMAGE = st.sampled_from(["cut", "flip", "invalid-utf8", "shift_jis", "utf-16", 
 
 
 @pytest.mark.parametrize("key", sorted(TASKS))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(how=DAMAGE, where=st.floats(0.0, 1.0), junk=st.binary(min_size=1, max_size=8), which=st.integers(0, 5))
 def test_a_damaged_file_gives_a_data_error_naming_the_file(key, how, where, junk, which, tmp_path_factory):
     task = TASKS[key]

@@ -40,7 +40,7 @@ def test_f1_counts_common_mecab_morphemes():
 JAPANESE = st.text(alphabet=st.sampled_from(list("東京都大阪にはのをがでとへ住むカタナｶﾀﾅＡＢ12３ 　。、")), max_size=12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(JAPANESE, JAPANESE)
 def test_f1_is_symmetric_and_bounded_and_em_is_reflexive(a, b):
     assert 0.0 <= f1(a, b) <= 1.0

@@ -111,7 +111,7 @@ def test_metrics_reduce_rouge_by_the_bootstrap_mid(name):
 WORDS = st.lists(st.sampled_from(["東京", "雨", "は", "が", "降っ", "た", "。", "a", "b"]), min_size=0, max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(WORDS)
 def test_identical_texts_score_one(words):
     text = " ".join(words)
@@ -119,7 +119,7 @@ def test_identical_texts_score_one(words):
     assert f == (1.0 if len(words) >= 2 else 0.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(WORDS, WORDS)
 def test_rouge2_f_is_in_unit_interval_and_symmetric(a, b):
     x, y = " ".join(a), " ".join(b)

@@ -137,7 +137,7 @@ pack_strategy = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(pack_strategy, min_size=1, max_size=4))
 def test_every_scored_token_sees_exactly_its_own_row(specs):
     """Each scored query sees the keys, in the positions, that it would see in a row of its own

@@ -252,7 +252,7 @@ _nasty = st.lists(
 _any_text = st.one_of(_nasty, st.text(max_size=15))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     version=st.sampled_from(VERSIONS),
     question=_any_text,

@@ -215,7 +215,7 @@ def cut_as_the_harness_may(article: str, whole: str, per: int) -> bool:
     return article == pieces[0][:per] + "\n" and len(pieces[0]) > per
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(SENTENCE, min_size=1, max_size=6), st.lists(SENTENCE, min_size=1, max_size=4),
        st.integers(min_value=0, max_value=80))
 def test_truncation_property_0_0(query_sentences, shot_sentences, budget):

@@ -91,7 +91,7 @@ FULL_WIDTH = str.maketrans("0123456789:", "０１２３４５６７８９：")
 FORMATS = ["{i}: {t}", "{i}", "{i}番", "{t}", "答えは{i}です", "回答：{i}", "{i}. {t}", "({i})", "答えは{t}です。"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(question(), st.sampled_from(FORMATS), st.booleans(), st.sampled_from(["", " ", "\n", "。"]))
 def test_every_format_names_its_choice(q, fmt, wide, tail):
     choices, gold = q
@@ -101,7 +101,7 @@ def test_every_format_names_its_choice(q, fmt, wide, tail):
     assert parse_choice(text, choices) == gold
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(question(), st.data())
 def test_two_choices_or_none_are_unparseable(q, data):
     choices, gold = q

@@ -19,7 +19,7 @@ CANDIDATES = st.lists(st.text(alphabet="アイウエオカキクケコ山川海"
                       unique_by=formats.same_text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(CANDIDATES, st.integers(0, 1000), st.text(alphabet="ABC-0123", min_size=1, max_size=8), st.randoms())
 def test_candidates_draw_keeps_gold_and_ignores_file_order(cands, gold_seed, qid, rnd):
     gold = gold_seed % len(cands)

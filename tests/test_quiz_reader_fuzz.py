@@ -37,7 +37,7 @@ def test_the_fixtures_read_cleanly():
 
 
 @pytest.mark.parametrize("name", sorted(READERS))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(how=HOW, where=st.floats(0.0, 1.0), junk=st.binary(min_size=1, max_size=8))
 def test_a_damaged_quiz_file_gives_a_data_error_naming_it(name, how, where, junk, tmp_path_factory):
     reader, src = READERS[name]

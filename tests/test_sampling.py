@@ -183,7 +183,7 @@ def test_k_equal_to_pool_size_is_allowed():
     assert all(sorted(s) == list(range(10)) for s in shots)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(n_eval=st.integers(1, 30), n_pool=st.integers(1, 50), data=st.data())
 def test_prepare_matches_reference_property(n_eval, n_pool, data):
     k = data.draw(st.integers(0, n_pool), label="k")

@@ -109,7 +109,7 @@ def test_every_spelling_of_a_word_is_listed(t5):
     assert len(yama_enders) > 1 and all([i, *nashi] in seqs for i in yama_enders)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["山梨", "県", "の", "甲府", "町", "は", "か", "。", "ある"]))
 def test_a_blocked_word_is_never_generated(word):
     lm = load_tiny("tiny-t5-trained", f"bad_words={word}")

@@ -1,8 +1,10 @@
 """Served models (``--model openai://HOST:PORT/v1#NAME``) against real servers on 127.0.0.1.
 
-* A small stdlib HTTP server scripted per test checks the client: retries on 503 and a dropped connection,
-  none on 400, at most ``max_concurrency`` requests in flight, a timeout per request, and the refusal of a
-  server that echoes but scores only generated tokens (llama.cpp's #27174 shape).
+* A small stdlib HTTP server on 127.0.0.1 (tests/loopback.py), scripted per test, checks the client: 408, 429
+  and 503 retried after the server's Retry-After (seconds, a date, capped) or the backoff, none on 400; a dropped
+  or reset connection, a body cut off, a stalled answer past the timeout retried within max_retries, then a clear
+  error; JSON cut short an error, never a score; at most ``max_concurrency`` requests in flight; and the refusal
+  of a server that echoes but scores only generated tokens (llama.cpp's #27174 shape).
 * vLLM's own OpenAI server on the CPU build, with the tiny model, started by a module fixture: scores equal
   the HF backend's, greedy outputs are identical, and a server killed mid-run is retried, given up on with a
   clear error, and the rerun resumes from the response cache. Skips only where vLLM is not installed, and
@@ -14,11 +16,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from kensa.backends import served as served_py
 from kensa.backends.args import parse_model_args
 from kensa.backends.contract import GenerationRequest
 from kensa.backends.served import Client, ServedLM, ServerError, echo_rows, parse_served, prompt_logprob_rows
@@ -27,6 +31,7 @@ from kensa.gate.fingerprint import environment, incomparable
 from kensa.models import load_model, resolve_model, tiny
 from kensa.run.cache import CachedLM, ResponseCache
 from tests.helpers import skip_unless_required, vllm_or_skip
+from tests.loopback import LoopbackServer, Script
 
 try:
     import httpx  # noqa: F401
@@ -50,63 +55,25 @@ def test_the_model_spelling():
 
 # -- a scripted server --------------------------------------------------------------------------
 
-class Script:
-    """What the scripted server answers: ``replies`` are consumed in order ((status, body) or "drop")."""
-
-    def __init__(self, replies=(), delay=0.0):
-        self.replies = list(replies)
-        self.delay = delay
-        self.seen: list[dict] = []
-        self.in_flight = self.peak = 0
-        self.lock = threading.Lock()
-
-
 @pytest.fixture
 def scripted():
     script = Script()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _answer(self, body):
-            with script.lock:
-                script.in_flight += 1
-                script.peak = max(script.peak, script.in_flight)
-                script.seen.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                reply = script.replies.pop(0) if script.replies else (200, {"choices": [{"text": "x"}]})
-            time.sleep(script.delay)
-            with script.lock:
-                script.in_flight -= 1
-            if reply == "drop":
-                self.connection.close()  # no response at all: a crashed server, seen from the client
-                return
-            status, payload = reply(body) if callable(reply) else reply
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            self._answer(None)
-
-        def do_POST(self):
-            self._answer(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = LoopbackServer(script).start()
     yield script
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 def client(url, **kw):
     args = dict(api_key="k", max_concurrency=8, timeout=5.0, max_retries=3) | kw
     return Client(url, **args)
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """The client's waits between attempts, recorded instead of slept (the tests read them, not a clock)."""
+    slept: list[float] = []
+    monkeypatch.setattr(served_py, "time", SimpleNamespace(sleep=slept.append, perf_counter=time.perf_counter))
+    return slept
 
 
 def test_retries_on_503_and_dropped_connections_never_on_400(scripted, monkeypatch):
@@ -124,11 +91,78 @@ def test_retries_on_503_and_dropped_connections_never_on_400(scripted, monkeypat
         c.request("POST", "/completions", {})
 
 
+@pytest.mark.parametrize("status", [408, 429, 503])
+def test_a_busy_or_timed_out_status_is_retried_after_the_servers_retry_after(scripted, waits, status):
+    busy = {"error": {"message": "slow down"}}
+    scripted.replies = [(status, busy, {"Retry-After": "7"}), (status, busy), (200, {"ok": 1})]
+    c = client(scripted.url)
+    assert c.request("POST", "/completions", {}) == {"ok": 1}
+    assert len(scripted.seen) == 3 and c.retries == 2
+    first, largest = served_py.BACKOFF_S
+    assert waits[0] == 7.0  # the server's Retry-After, not the backoff
+    assert first * 2 / 2 <= waits[1] <= min(largest, first * 2)  # no Retry-After: the second backoff, jittered
+    scripted.replies = [(status, busy, {"Retry-After": "0"})] * 4
+    with pytest.raises(ServerError, match=rf"gave up after 4 attempts; last: HTTP {status}: slow down"):
+        c.request("POST", "/completions", {})
+    assert waits[2:] == [0.0, 0.0, 0.0]
+
+
+def test_retry_after_as_a_date_and_beyond_the_bound(scripted, waits):
+    from email.utils import format_datetime
+
+    soon = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
+    scripted.replies = [(429, {}, {"Retry-After": soon}), (503, {}, {"Retry-After": "3600"}), (200, {"ok": 1})]
+    assert client(scripted.url).request("POST", "/completions", {}) == {"ok": 1}
+    assert 15 <= waits[0] <= 20 and waits[1] == served_py.RETRY_AFTER_MAX_S  # an hour is capped, not slept
+    scripted.replies = [(429, {"error": {"message": "quota"}}, {"Retry-After": "3600"})] * 2
+    with pytest.raises(ServerError, match=r"gave up after 2 attempts; last: HTTP 429: quota \(Retry-After 3600 s; "
+                                          r"kensa waits at most 30 s\)"):
+        client(scripted.url, max_retries=1).request("POST", "/completions", {})
+
+
+@pytest.mark.parametrize("fault, error", [("reset", r"(ReadError|RemoteProtocolError|ConnectError)"),
+                                          (("truncate", {"ok": 1, "pad": "x" * 200}), r"RemoteProtocolError"),
+                                          (("stall", 30, (200, {"ok": 1})), r"ReadTimeout")])
+def test_a_reset_a_body_cut_off_or_a_stalled_answer_is_retried_then_given_up(scripted, waits, fault, error):
+    """The connection breaks (reset, closed before the body the headers promised, no answer within the timeout):
+    retried within max_retries; a whole later answer is used; when every attempt breaks, a clear error."""
+    c = client(scripted.url, timeout=0.5, max_retries=2)
+    scripted.replies = [fault, fault, (200, {"ok": 2})]
+    assert c.request("POST", "/completions", {}) == {"ok": 2}
+    assert len(scripted.seen) == 3 and len(waits) == 2
+    scripted.replies = [fault] * 3
+    with pytest.raises(ServerError, match=rf"/v1/completions: gave up after 3 attempts; last: {error}"):
+        c.request("POST", "/completions", {})
+    assert len(scripted.seen) == 6
+
+
+def test_an_answer_that_is_not_whole_json_is_an_error_never_a_score(scripted, waits):
+    """A correctly framed body holding JSON cut short is the server's bug: an error naming the server, the
+    request and what came back; no retry (it would answer the same) and no score."""
+    lm = ServedLM(SimpleNamespace(name="m"), None, client(scripted.url), model="m", max_length=64, info={})
+    rows = [None, {"5": {"logprob": -1.25, "rank": 1}}, {"6": {"logprob": -0.5, "rank": 2}}]
+    whole = {"choices": [{"text": "x", "prompt_logprobs": rows}]}
+    cut = json.dumps(whole)[:-30]
+    scripted.replies = [("raw", 200, cut)]
+    with pytest.raises(ServerError, match=rf"{scripted.url}/completions: the answer is not JSON: .*prompt_logprobs"):
+        lm._score_one(([4, 5, 6], 2))
+    assert len(scripted.seen) == 1 and waits == []
+    # the same answer after a 429, a reset and a body cut off mid-way: retried, then scored from the whole answer
+    scripted.replies = [(429, {}), "reset", ("truncate", whole), (200, whole)]
+    got = lm._score_one(([4, 5, 6], 2))
+    assert (got.logprob, got.is_greedy, got.num_tokens) == (-1.75, False, 2) and len(scripted.seen) == 5
+    lm.close()
+
+
 def test_at_most_max_concurrency_in_flight_and_a_timeout_per_request(scripted):
-    scripted.delay = 0.2
-    c = client(scripted.url, max_concurrency=3)
+    """Three in flight, synchronised on a barrier of three: each wave of requests waits until three have arrived
+    together (fewer and the barrier breaks: a 400), and the peak counted at arrival shows no fourth."""
+    scripted.barrier = threading.Barrier(3, timeout=30)
+    c = client(scripted.url, max_concurrency=3, timeout=60)
     assert len(c.map(lambda i: c.request("POST", "/completions", {"i": i}), list(range(12)))) == 12
-    assert scripted.peak == 3 and c.peak_in_flight <= 3
+    assert scripted.peak == 3 and c.peak_in_flight == 3
+    scripted.barrier = None
+    scripted.replies = [("stall", 30, (200, {"ok": 1}))]
     slow = client(scripted.url, timeout=0.05, max_retries=0)
     with pytest.raises(ServerError, match="ReadTimeout"):
         slow.request("POST", "/completions", {})

@@ -30,7 +30,7 @@ from kensa.gate.stats import (
     z_unpaired,
 )
 
-FAST = settings(max_examples=60, deadline=None)
+FAST = settings(max_examples=60)
 
 
 def pairs(b: int, c: int, both_right: int = 3, both_wrong: int = 2) -> tuple[list[float], list[float]]:
@@ -173,7 +173,7 @@ def test_permutation_lower_direction_equals_swapped_higher():
     assert permutation(base, cand, direction="lower").p_value == permutation(cand, base).p_value
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5)), min_size=1, max_size=30))
 def test_permutation_properties(items):
     base, cand = [x for x, _ in items], [y for _, y in items]

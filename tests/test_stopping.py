@@ -45,7 +45,7 @@ def test_the_tokenizer_falls_back_to_bytes(tok, pieces):
     assert tok.decode(ids[1:]) == "\ufffd" * (len(ids) - 1)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts, extra=st.lists(stops, min_size=1, max_size=3), data=st.data())
 def test_the_window_stops_at_the_same_token_as_a_full_decode(tok, pieces, text, extra, data):
     tokens = tok.encode(text, add_special_tokens=False)
@@ -61,7 +61,7 @@ def test_the_window_stops_at_the_same_token_as_a_full_decode(tok, pieces, text, 
     assert first_stop(tokens, candidates, tok.decode, pieces) == first_stop_full(tokens, candidates, tok.decode)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(st.one_of(st.integers(0, 2615), st.integers(4, 259)), min_size=1, max_size=60), stop=stops)
 def test_the_window_agrees_on_arbitrary_piece_sequences(tok, pieces, ids, stop):
     """Random ids: cut byte sequences anywhere, special pieces, leading spaces."""

@@ -45,22 +45,31 @@ def test_two_adapter_builds_are_byte_identical(tmp_path):
 def test_a_second_builder_waits_for_the_first_instead_of_building_again(tmp_path, monkeypatch, capfd):
     """CI starts the tests while `make models` still trains: a test that needs the same model must
     wait for that build, not train a second copy."""
+    import fcntl
     import threading
-    import time
 
     name = tiny.build_spm(root=tmp_path / "a").name
     final = tmp_path / "b" / "tiny" / name
     calls = []
     monkeypatch.setattr(tiny, "write_spm", lambda *a: calls.append(a))  # a build would call it
+    blocking = threading.Event()
+    real_flock = fcntl.flock
+
+    def flock(handle, operation):
+        if not operation & fcntl.LOCK_NB:  # the waiter found the lock held and now blocks on it
+            blocking.set()
+        return real_flock(handle, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
     got = []
     with tiny._build_lock(final):  # "another process" is building
         waiter = threading.Thread(target=lambda: got.append(tiny.build_spm(root=tmp_path / "b")))
         waiter.start()
-        time.sleep(1.0)
+        assert blocking.wait(timeout=60), "the second builder never waited for the lock"
         assert waiter.is_alive() and not calls
         final.mkdir(parents=True)
         (final / "tokenizer.json").write_text("{}")  # what the other process published
-    waiter.join(timeout=30)
+    waiter.join(timeout=60)
     assert got == [final] and not calls
     assert f"waiting for another process that is building {name}" in capfd.readouterr().err
 

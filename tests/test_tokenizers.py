@@ -21,7 +21,7 @@ JAPANESE = st.sampled_from(list(
 ))
 TEXT = st.one_of(st.text(max_size=40), st.lists(JAPANESE, max_size=40).map("".join))
 SPECIAL_TEXT = ("<s>", "</s>", "<pad>", "<unk>")
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")

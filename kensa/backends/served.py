@@ -12,7 +12,10 @@ sent. A server that echoes but scores only generated tokens (llama.cpp's server,
 every choice at chance without an error, so it is refused with a message naming the server and field.
 
 At most ``max_concurrency`` requests are in flight; each has a read timeout (``timeout=``) and is retried
-with exponential backoff on 408, 429, 5xx and connection errors (``max_retries=``), never on another 4xx.
+with exponential backoff on 408, 429, 5xx and connection errors (refused, reset, closed mid-answer, timed out;
+``max_retries=``), never on another 4xx. A server's ``Retry-After`` (seconds or an HTTP date) replaces the
+backoff, up to ``RETRY_AFTER_MAX_S``. An answer that is not JSON, or not the shape asked for, is an error: a
+request either gets its whole answer or fails with one naming the server, never a score made up from less.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,8 @@ _URL = re.compile(r"^(?P<scheme>openai(?:\+https)?)://(?P<host>[^/#:]+)(?::(?P<p
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_S = (0.5, 8.0)
 """First and largest wait between attempts (doubled each time, with jitter)."""
+RETRY_AFTER_MAX_S = 30.0
+"""The longest a server's ``Retry-After`` makes kensa wait before the next attempt."""
 PROBE_IDS_AT = 4
 """The capability probe sends a few token ids from here on (any ids of the vocabulary do)."""
 
@@ -116,6 +122,8 @@ class Client:
                 if response.status_code not in RETRY_STATUS:
                     raise ServerError(f"{where}: HTTP {response.status_code}: {_error_text(response)}")
                 problem, wait = f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)
+                if wait is not None and wait > RETRY_AFTER_MAX_S:
+                    problem += f" (Retry-After {wait:.0f} s; kensa waits at most {RETRY_AFTER_MAX_S:.0f} s)"
             finally:
                 with self._lock:
                     self.in_flight -= 1
@@ -124,7 +132,7 @@ class Client:
             with self._lock:
                 self.retries += 1
             backoff = min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** attempt) * (0.5 + random.random() / 2)
-            time.sleep(min(wait if wait is not None else backoff, 30.0))
+            time.sleep(min(wait, RETRY_AFTER_MAX_S) if wait is not None else backoff)
         raise ServerError(f"{where}: gave up after {self.max_retries + 1} attempts; last: {problem}")
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress | None = None) -> list[Any]:
@@ -159,10 +167,23 @@ def _error_text(response: Any) -> str:
 
 
 def _retry_after(response: Any) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
+    """The seconds a 408/429/503's ``Retry-After`` asks for (delay-seconds or an HTTP date), else None."""
+    from email.utils import parsedate_to_datetime
+
+    value = response.headers.get("retry-after")
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: the backoff applies
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class ServedLM(TokenizedModel):

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kensa import __version__
+from kensa.faults import fault_point
 from kensa.gate.fingerprint import incomparable
 from kensa.gate.thresholds import Entry, MetricBaseline, Thresholds, write_items, write_thresholds
 from kensa.gate.verdicts import RunRecord, default_abs_floor, stale_reasons
@@ -139,4 +140,5 @@ def write_update(th: Thresholds, written: Sequence[RunRecord]) -> list[Path]:
     """Write the items first and the TOML last, so a crash never leaves a file naming missing items."""
     paths = [write_items(th.path.parent, th.entries[r.task_id].items, th.entries[r.task_id], r.items)
              for r in written]
+    fault_point("thresholds-items")  # the kill sweep kills here: new items, the old TOML
     return [*paths, write_thresholds(th)]

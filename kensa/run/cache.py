@@ -39,6 +39,7 @@ from typing import Any
 from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
 from kensa.backends.identity import minor
 from kensa.errors import KensaError
+from kensa.faults import fault_point
 from kensa.run.chunks import COMMIT_SECONDS, chunk_runs, context_runs, next_chunk_size, take_chunk  # noqa: F401
 
 CACHE_FORMAT = 2
@@ -346,7 +347,9 @@ class ResponseCache:
                     self._models.add(digest)
                 conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
                                  [(k, digest, kind, v, checksum(k, v), now) for k, v in items])
+                fault_point("cache-commit")  # the kill sweep kills here: a transaction never committed
                 conn.execute("COMMIT")
+                fault_point("cache-committed")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
