@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kensa.data import DataSource
-from kensa.tasks.mgsm import TASK, extract_answer
+from kensa.tasks.jglue.mgsm import TASK, extract_answer
 from kensa.tasks.render import prepare_generation
 from tests.helpers import SHARED_DATA
 

@@ -12,7 +12,7 @@ import pytest
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
+from kensa.tasks.jglue.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
 from kensa.tasks.render import prepare_generation
 from tests.helpers import SHARED_DATA, generated
 

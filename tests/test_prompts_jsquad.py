@@ -11,7 +11,7 @@ import pytest
 from kensa.data import DataSource
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
+from kensa.tasks.jglue.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
 from kensa.tasks.render import prepare_generation
 from tests.helpers import generated
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
+from kensa.tasks.jglue.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
 from kensa.tasks.render import prepare_generation
 from tests.helpers import generated
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kensa.data import DataSource, Split
 from kensa.errors import DataError, KensaError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.mgsm import (
+from kensa.tasks.jglue.mgsm import (
     DATASET,
     INVALID,
     TASK,

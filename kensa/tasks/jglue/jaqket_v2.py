@@ -41,7 +41,7 @@ from kensa.errors import DataError
 from kensa.tasks.base import GenerationTask
 
 # Answers, budget, scoring and the instruction are JSQuAD's (spec 3.5: "metric JaSQuAD EM/F1 ... as JSQuAD").
-from kensa.tasks.jsquad import INSTRUCTION, RINNA_BI_DESC, RINNA_SFT_DESC, golds, longest_gold, score
+from kensa.tasks.jglue.jsquad import INSTRUCTION, RINNA_BI_DESC, RINNA_SFT_DESC, golds, longest_gold, score
 from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
 from kensa.tasks.registry import register
 
