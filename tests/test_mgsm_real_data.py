@@ -26,6 +26,7 @@ class LongLM:
     """A model whose context every prompt fits: no shots are dropped (as open-calm's 2048 tokens at k=4)."""
 
     name = "long"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_length = 1 << 30
     max_gen_toks = 256
 

@@ -77,6 +77,7 @@ class FakeLM:
     """One token per character; answers each prompt from ``answers`` (question -> text)."""
 
     name = "fake"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=100_000, answers=None):

@@ -46,6 +46,7 @@ class CharLM:
     """One token per character; generates a fixed answer per prompt (or echoes nothing)."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, answers=None, max_length=4096):

@@ -85,6 +85,7 @@ class FakeGenLM:
     """A generating model whose output for each prompt comes from ``answer(prompt)``; records the requests."""
 
     name = "fake-gen"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_length = 2048
     max_gen_toks = 256
 

@@ -82,6 +82,7 @@ class CharLM:
     """One token per character; answers each prompt with ``reply(prompt)``."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=1 << 20, reply=lambda prompt: ""):

@@ -58,6 +58,7 @@ class CharLM:
     """A fake model whose tokens are characters; ``generate`` maps a prompt to the text to return."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=10_000, generate=None):
