@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kensa.backends.hf_causal import quiet_transformers
+from kensa.backends.hf_common import quiet_transformers
 from kensa.models.corpus import CORPUS_VERSION, corpus_lines
 from kensa.models.tiny_train import TrainRecipe
 from kensa.paths import cache_root

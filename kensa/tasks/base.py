@@ -200,10 +200,6 @@ def stop_at_separator(template: PromptTemplate) -> tuple[str, ...]:
     return ("<NL>",) if template.fewshot_sep == "<NL>" else ("\n",)
 
 
-DEFAULT_MAX_NEW_TOKENS = 256
-"""``max_gen`` of the harness's ``greedy_until`` when a request names no length (MGSM)."""
-
-
 @dataclass(frozen=True)
 class GenerationTask(TaskData):
     """A greedy-generation task (JSQuAD, JAQKET v2, XL-Sum, MGSM, JSTS).
