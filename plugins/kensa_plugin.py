@@ -1,10 +1,13 @@
-"""The pytest layer of kensa: options, markers, the model fixture and progress.
+"""The pytest layer of kensa: options, markers, the model fixture, ``kensa_check`` and progress.
 
-It holds no evaluation logic; everything it calls lives in the ``kensa`` package (the model is
-wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
-(``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
-pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
-the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
+A suite marks its test module with ``pytest.mark.kensa_suite(NAME)``; its test takes ``task_variant`` (one
+parameter per task and prompt version of the suite) and calls ``kensa_check(task_variant)``, which scores,
+checks integrity and gates. It holds no evaluation logic; everything it calls lives in the ``kensa`` package
+(the model is wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of ``--response-cache``).
+The gate (``plugins.gate``), the session report (``plugins.reporting``) and the quiz suite's wiring
+(``plugins.quiz``, through the hooks of ``plugins.hooks``) are loaded with it. Under pytest-xdist each worker
+runs its tests and loads its own models, and the controller gathers the per-test summaries (sent as
+``user_properties``) to gate, write the results and the table.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
+from plugins import hooks
 from plugins.progress import ProgressLine
 
 pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz", "plugins.workers")
@@ -32,7 +36,18 @@ MARKERS = {
     "gpu": "the test runs a model (on a GPU when there is one; the tiny models run on CPU)",
     "snapshot": "the test compares against a syrupy snapshot (prompt formats, tokenizer behaviour)",
     "slow": "the test takes more than a few seconds",
+    "kensa_suite": "kensa_suite(name): the suite (jglue, qa, quiz) whose task variants parametrize task_variant",
 }
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def suite_of(node: Any) -> str | None:
+    """The suite a test belongs to (its ``kensa_suite`` marker), or None."""
+    marker = node.get_closest_marker("kensa_suite")
+    return marker.args[0] if marker is not None and marker.args else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -158,11 +173,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     rc = metafunc.config.stash[CONFIG_KEY]
     if "task_variant" in metafunc.fixturenames:
-        suite = getattr(metafunc.module, "KENSA_SUITE", None)
+        suite = suite_of(metafunc.definition)
         if suite is None:
-            raise pytest.UsageError(f"{metafunc.module.__name__}: set KENSA_SUITE to use task_variant")
-        provide = getattr(metafunc.module, "kensa_tasks", None)  # a suite whose tasks come from the data (quiz)
-        tasks = provide(metafunc.config) if provide is not None else tasks_in_suite(suite)
+            raise pytest.UsageError(f"{metafunc.module.__name__}: mark it with pytest.mark.kensa_suite(NAME) to use "
+                                    "task_variant")
+        tasks = metafunc.config.hook.pytest_kensa_tasks(metafunc=metafunc, suite=suite)  # quiz: from the data
+        if tasks is None:
+            tasks = tasks_in_suite(suite)
         variants = [v for t in tasks for v in t.variants()
                     if rc.prompt_versions is None or v.template.version in rc.prompt_versions]
         metafunc.parametrize("task_variant", variants, ids=[v.task_id for v in variants])
@@ -280,7 +297,8 @@ def kensa_datasets(kensa_config: RunConfig):
 
 @pytest.fixture
 def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kensa_datasets):
-    """Evaluate a task variant on a model; writes the samples and reports the summary."""
+    """Evaluate a task variant on a model; writes the samples, sends the summary to the controller and
+    returns ``(run, summary)``."""
     from kensa.report.results import write_samples
     from kensa.run import evaluate_variant
 
@@ -310,10 +328,36 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
                        model_args=lm.spec.args.as_harness_string(lm.spec.source),
                        baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
                        identity=lm.info.get("identity", {}), family_size=request.config.stash.get(FAMILY_KEY, 0))
-        request.node.user_properties.append((SUMMARY_PROPERTY, summary))
-        return result
+        request.node.user_properties.append((SUMMARY_PROPERTY, summary))  # for the controller (xdist)
+        return result, summary
 
     return run
+
+
+@pytest.fixture
+def kensa_check(request: pytest.FixtureRequest, kensa_data_present, kensa_model, kensa_gate, kensa_evaluate,
+                kensa_datasets, kensa_config: RunConfig):
+    """A suite's whole test: ``kensa_check(task_variant)`` scores the variant, fails if a doc was lost or a
+    number is not a valid score, and gates the scores (the gate already failed the test before any scoring
+    when the baseline has no valid entry). A suite's plugin adds its steps through ``plugins.hooks``."""
+    from kensa.run.records import integrity_problems
+    from kensa.tasks.sampling import resolve_limit
+
+    suite = suite_of(request.node)
+
+    def check(variant) -> None:
+        hook = request.config.hook
+        eval_split, _ = kensa_datasets(variant.task)
+        hook.pytest_kensa_before_run(request=request, suite=suite, variant=variant, lm=kensa_model,
+                                     eval_split=eval_split)
+        run, summary = kensa_evaluate(variant, kensa_model)
+        problems = integrity_problems(run, resolve_limit(kensa_config.limit, len(eval_split.rows)))
+        assert not problems, "\n".join(problems)
+        hook.pytest_kensa_after_run(request=request, suite=suite, variant=variant, lm=kensa_model, run=run)
+        kensa_gate.check(run, summary)
+        hook.pytest_kensa_after_gate(request=request, suite=suite, variant=variant, lm=kensa_model, run=run)
+
+    return check
 
 
 class ResponseCounts:

@@ -68,6 +68,8 @@ class TaskData:
     templates: Sequence[PromptTemplate]
     prompt_versioned: bool
     extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...]
+    optional_data: str = ""
+    """Non-empty for a task whose data only users have: why its test skips (a field of the generation tasks)."""
 
     def variants(self) -> list[TaskVariant]:
         return [TaskVariant(self, t) for t in self.templates]  # type: ignore[arg-type]
