@@ -26,7 +26,7 @@ qa: $(VENV)/.installed
 
 # The committed tokenizer snapshots and the round-trip property, for every built-in model (names from kensa).
 tokenizers: $(VENV)/.installed
-	$(PY) -m pytest suites/tokenizers $$($(PY) -c "from kensa.models import tiny; \
+	$(PY) -m pytest suites/tokenizers $$($(PY) -c "from kensa.tiny import build as tiny; \
 		print(' '.join(f'--model {n}' for n in sorted({*tiny.MODELS, *tiny.ALIASES})))") $(ARGS)
 
 # kensa's own tests on TEST_WORKERS xdist workers. `make test` is the default tier: everything but the tests

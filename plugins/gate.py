@@ -74,7 +74,7 @@ def _table(rows: list[Check]) -> str:
 
 
 class TestGate:
-    """One test's view of the gate: ``check(run)`` after scoring."""
+    """One test's view of the gate: ``check(run, summary)`` after scoring."""
 
     __test__ = False  # not a test class, whatever its name says
 
@@ -112,11 +112,11 @@ class TestGate:
             self._send(rows)
             pytest.fail(f"kensa gate: {rows[0].message}", pytrace=False)
 
-    def check(self, run: Any) -> None:
-        """Compare the scored run with its entry; fail on what this test can decide alone."""
+    def check(self, run: Any, summary: dict[str, Any]) -> None:
+        """Compare the scored run (its samples, and the summary ``kensa_evaluate`` made of it) with its entry;
+        fail on what this test can decide alone."""
         if not self.active:
             return
-        summary = next(v for k, v in reversed(self.request.node.user_properties) if k == SUMMARY_PROPERTY)
         record = RunRecord.from_summary(summary)
         store = _store(self.config)
         th = store.get(record.baseline)

@@ -1,10 +1,13 @@
-"""The pytest layer of kensa: options, markers, the model fixture and progress.
+"""The pytest layer of kensa: options, markers, the run configuration, the model fixtures and the response counts.
 
-It holds no evaluation logic; everything it calls lives in the ``kensa`` package (the model is
-wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
-(``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
-pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
-the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
+A suite marks its test module with ``pytest.mark.kensa_suite(NAME)``; its test takes ``task_variant`` (one
+parameter per task and prompt version of the suite) and calls ``kensa_check(task_variant)`` (``plugins.check``),
+which scores, checks integrity and gates. It holds no evaluation logic; everything it calls lives in the
+``kensa`` package (the model is wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of
+``--response-cache``). The gate (``plugins.gate``), the session report (``plugins.reporting``) and the quiz
+suite's wiring (``plugins.quiz``, through the hooks of ``plugins.hooks``) are loaded with it. Under pytest-xdist
+each worker runs its tests and loads its own models, and the controller gathers the per-test summaries (sent as
+``user_properties``) to gate, write the results and the table.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import pytest
 from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
-from plugins.progress import ProgressLine
+from plugins import hooks
 
-pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz", "plugins.workers")
+pytest_plugins = ("plugins.check", "plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz",
+                  "plugins.workers")
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()
@@ -32,7 +36,18 @@ MARKERS = {
     "gpu": "the test runs a model (on a GPU when there is one; the tiny models run on CPU)",
     "snapshot": "the test compares against a syrupy snapshot (prompt formats, tokenizer behaviour)",
     "slow": "the test takes more than a few seconds",
+    "kensa_suite": "kensa_suite(name): the suite (jglue, qa, quiz) whose task variants parametrize task_variant",
 }
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def suite_of(node: Any) -> str | None:
+    """The suite a test belongs to (its ``kensa_suite`` marker), or None."""
+    marker = node.get_closest_marker("kensa_suite")
+    return marker.args[0] if marker is not None and marker.args else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -158,11 +173,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     rc = metafunc.config.stash[CONFIG_KEY]
     if "task_variant" in metafunc.fixturenames:
-        suite = getattr(metafunc.module, "KENSA_SUITE", None)
+        suite = suite_of(metafunc.definition)
         if suite is None:
-            raise pytest.UsageError(f"{metafunc.module.__name__}: set KENSA_SUITE to use task_variant")
-        provide = getattr(metafunc.module, "kensa_tasks", None)  # a suite whose tasks come from the data (quiz)
-        tasks = provide(metafunc.config) if provide is not None else tasks_in_suite(suite)
+            raise pytest.UsageError(f"{metafunc.module.__name__}: mark it with pytest.mark.kensa_suite(NAME) to use "
+                                    "task_variant")
+        tasks = metafunc.config.hook.pytest_kensa_tasks(metafunc=metafunc, suite=suite)  # quiz: from the data
+        if tasks is None:
+            tasks = tasks_in_suite(suite)
         variants = [v for t in tasks for v in t.variants()
                     if rc.prompt_versions is None or v.template.version in rc.prompt_versions]
         metafunc.parametrize("task_variant", variants, ids=[v.task_id for v in variants])
@@ -254,66 +271,6 @@ def kensa_qa_model(request: pytest.FixtureRequest, kensa_config: RunConfig):
         pytest.exit(f"kensa: --qa-model: {exc}", returncode=code)
     yield request.config.stash[RESPONSES_KEY].wrap(lm)
     lm.close()
-
-
-@pytest.fixture
-def kensa_data_present(task_variant, kensa_config: RunConfig) -> None:
-    """Skips a test whose task reads data only users have (their own QA TSV) when the data directory has none."""
-    task = task_variant.task
-    if task.optional_data and kensa_config.data.kind == "local" and not task.has_local(kensa_config.data,
-                                                                                       task.eval_split):
-        pytest.skip(f"kensa: {task_variant.task_id}: {task.optional_data}")
-
-
-@pytest.fixture(scope="session")
-def kensa_datasets(kensa_config: RunConfig):
-    """Task data, loaded once per session and task: ``kensa_datasets(task) -> (eval, pool)``."""
-    cache: dict[str, Any] = {}
-
-    def get(task):
-        if task.name not in cache:
-            cache[task.name] = task.load(kensa_config.data)
-        return cache[task.name]
-
-    return get
-
-
-@pytest.fixture
-def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kensa_datasets):
-    """Evaluate a task variant on a model; writes the samples and reports the summary."""
-    from kensa.report.results import write_samples
-    from kensa.run import evaluate_variant
-
-    def run(variant, lm):
-        try:
-            eval_split, pool = kensa_datasets(variant.task)
-        except KensaError as exc:
-            pytest.fail(f"kensa: {exc}", pytrace=False)
-        k = kensa_config.fewshot_for(variant.task)
-        progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
-        before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
-        qa_lm = request.getfixturevalue("kensa_qa_model") if getattr(variant.task, "roundtrip", None) else None
-        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm)
-        progress.finish()
-        # Provenance: how many of this task's answers the model computed and how many the cache served.
-        result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],
-                                    "from_cache": getattr(lm, "from_cache", 0) - before[1]}
-        out_dir = kensa_config.results_dir / lm.spec.slug
-        try:
-            write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
-        except KensaError as exc:  # a full disk: say so, keep the old file, fail this test
-            pytest.fail(f"kensa: {exc}", pytrace=False)
-        from kensa.gate.fingerprint import environment
-
-        summary = result.summary(gated=variant.task.metrics, seconds=getattr(variant.task, "timed", False))
-        summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
-                       model_args=lm.spec.args.as_harness_string(lm.spec.source),
-                       baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
-                       identity=lm.info.get("identity", {}), family_size=request.config.stash.get(FAMILY_KEY, 0))
-        request.node.user_properties.append((SUMMARY_PROPERTY, summary))
-        return result
-
-    return run
 
 
 class ResponseCounts:

@@ -1,5 +1,6 @@
-"""The quiz suite's pytest wiring: ``--quiz-data`` and ``--gate-latency``, the session's quiz tasks, the
-``kensa_quiz`` fixture (warm-up, the per-test record, the latency gate) and the quiz report at the end.
+"""The quiz suite's pytest wiring: ``--quiz-data`` and ``--gate-latency``, the session's quiz tasks, its steps
+in ``kensa_check`` (warm-up, the per-test record, the latency gate: hooks of ``plugins.hooks``) and the quiz
+report at the end.
 
 Which questions, how they are scored, the latency statistics and the report's format all live in the engine
 (``kensa.tasks.quiz``, ``kensa.run.latency``, ``kensa.gate.latency``, ``kensa.report.quiz``).
@@ -13,7 +14,7 @@ import pytest
 
 from kensa.cli.quiz import QuizOptions, parse_quiz_options
 from kensa.errors import KensaError
-from plugins.kensa_plugin import CONFIG_KEY
+from plugins.kensa_plugin import CONFIG_KEY, suite_of
 
 OPTIONS_KEY = pytest.StashKey[QuizOptions]()
 TASKS_KEY = pytest.StashKey[tuple]()
@@ -21,7 +22,7 @@ LATENCY_FAMILY_KEY = pytest.StashKey[int]()
 WARMED_KEY = pytest.StashKey[set]()
 QUIZ_PROPERTY = "kensa_quiz"
 LATENCY_PROPERTY = "kensa_latency"
-SUITE_FILE = "test_quiz.py"
+SUITE = "quiz"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,8 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(QuizSession(config), "kensa-quiz-session")
 
 
-def session_tasks(config: pytest.Config) -> list[Any]:
-    """The quiz tasks of this session's data (read once): the suite module hands them to kensa_plugin."""
+def pytest_kensa_tasks(metafunc: pytest.Metafunc, suite: str) -> list[Any] | None:
+    """The quiz tasks of this session's data for the tests that score them (read once; they depend on --data-dir
+    and --quiz-data). The prompt snapshots keep the registered quiz tasks (rendered from the fixtures)."""
+    if suite != SUITE or "kensa_check" not in metafunc.fixturenames:
+        return None
+    config = metafunc.config
     if TASKS_KEY not in config.stash:
         from kensa.tasks.quiz.sets import session_sets
         from kensa.tasks.quiz.tasks import tasks_for
@@ -68,8 +73,7 @@ def session_tasks(config: pytest.Config) -> list[Any]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    quiz = [item for item in items if item.nodeid.split("::")[0].endswith(SUITE_FILE)
-            and "kensa_quiz" in getattr(item, "fixturenames", ())]
+    quiz = [item for item in items if suite_of(item) == SUITE and "kensa_check" in getattr(item, "fixturenames", ())]
     config.stash[LATENCY_FAMILY_KEY] = len(quiz)
     why = config.stash[TASKS_KEY][1] if TASKS_KEY in config.stash else ""
     for item in quiz:
@@ -132,9 +136,20 @@ class QuizTest:
             pytest.fail(f"kensa latency gate: {check.status}: {check.message}", pytrace=False)
 
 
-@pytest.fixture
-def kensa_quiz(request: pytest.FixtureRequest, task_variant, kensa_model) -> QuizTest:
-    return QuizTest(request, task_variant, kensa_model)
+def pytest_kensa_before_run(request: pytest.FixtureRequest, suite: str, variant: Any, lm: Any,
+                            eval_split: Any) -> None:
+    if suite == SUITE:
+        QuizTest(request, variant, lm).warm_up(eval_split)
+
+
+def pytest_kensa_after_run(request: pytest.FixtureRequest, suite: str, variant: Any, lm: Any, run: Any) -> None:
+    if suite == SUITE:
+        QuizTest(request, variant, lm).record(run)
+
+
+def pytest_kensa_after_gate(request: pytest.FixtureRequest, suite: str, variant: Any, lm: Any, run: Any) -> None:
+    if suite == SUITE:
+        QuizTest(request, variant, lm).check_latency(run)
 
 
 class QuizSession:

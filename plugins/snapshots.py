@@ -27,7 +27,6 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from kensa.cli.workers import strip_group
 from kensa.faults import fault_point
 from kensa.paths import write_atomic
-from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list  # noqa: F401 (re-exported)
 
 ACTIVE_SLUGS: set[str] = set()
 """Slugs of the models under test in this process (set at configure time, read by discovery)."""

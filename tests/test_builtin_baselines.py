@@ -10,7 +10,8 @@ import pytest
 from kensa.backends.args import parse_model_args
 from kensa.cli.options import default_baseline
 from kensa.gate.thresholds import load_thresholds
-from kensa.models import model_kind, resolve_model, tiny
+from kensa.models import model_kind, resolve_model
+from kensa.tiny import build as tiny
 from kensa.tasks import all_tasks
 from tests.helpers import REPO
 

@@ -18,9 +18,9 @@ from kensa.run.cache import (
     CacheUnavailable,
     ResponseCache,
     ResponseCacheWarning,
-    chunk_runs,
     model_fingerprint,
 )
+from kensa.run.chunks import chunk_runs
 from tests.helpers import generated
 
 WEIGHTS_A = "a" * 64
@@ -575,7 +575,8 @@ class FakeClock:
 def test_a_chunk_takes_about_the_commit_interval_whatever_the_chunk_size(cache, per_request, chunk_size):
     """A killed run loses at most the chunk in flight: after the first, every chunk is sized to take
     about COMMIT_SECONDS of model time, from the time per request the chunks before took."""
-    from kensa.run.cache import CHUNK_SIZE, COMMIT_SECONDS, FIRST_CHUNK
+    from kensa.run.cache import CHUNK_SIZE, FIRST_CHUNK
+    from kensa.run.chunks import COMMIT_SECONDS
 
     clock = FakeClock()
     inner = SlowLM(clock, per_request)

@@ -18,7 +18,7 @@ import pytest
 
 from kensa.data import DataSource, find_local_file, load_split, read_hub, read_jsonl
 from kensa.errors import DataError
-from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.jglue.jcommonsenseqa import TASK
 
 SPEC = TASK.dataset
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

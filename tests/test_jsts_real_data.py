@@ -7,7 +7,7 @@ import pytest
 
 from kensa.data import DataSource
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jsts import TASK, parse_similarity
+from kensa.tasks.jglue.jsts import TASK, parse_similarity
 from tests.helpers import SHARED_DATA
 from tests.test_prompts_jsts import FakeGenLM, answering
 

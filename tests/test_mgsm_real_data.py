@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kensa.data import DataSource
-from kensa.tasks.mgsm import TASK, extract_answer
+from kensa.tasks.jglue.mgsm import TASK, extract_answer
 from kensa.tasks.render import prepare_generation
 from tests.helpers import SHARED_DATA
 
@@ -26,6 +26,7 @@ class LongLM:
     """A model whose context every prompt fits: no shots are dropped (as open-calm's 2048 tokens at k=4)."""
 
     name = "long"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_length = 1 << 30
     max_gen_toks = 256
 

@@ -25,7 +25,7 @@ from kensa.cli.options import (
 )
 from kensa.data import DataSource
 from kensa.errors import OptionError
-from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.jglue.jcommonsenseqa import TASK
 from tests.helpers import REPO
 
 

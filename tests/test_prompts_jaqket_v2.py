@@ -12,7 +12,7 @@ import pytest
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
+from kensa.tasks.jglue.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
 from kensa.tasks.render import prepare_generation
 from tests.helpers import SHARED_DATA, generated
 
@@ -77,6 +77,7 @@ class FakeLM:
     """One token per character; answers each prompt from ``answers`` (question -> text)."""
 
     name = "fake"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=100_000, answers=None):

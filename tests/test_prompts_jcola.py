@@ -10,7 +10,7 @@ import pytest
 from kensa.data import DataSource, Split, read_jsonl
 from kensa.errors import DataError
 from kensa.run.multiple_choice import evaluate_multiple_choice
-from kensa.tasks.jcola import DATASET, TASK
+from kensa.tasks.jglue.jcola import DATASET, TASK
 from kensa.tasks.render import prepare
 from tests.test_prompts_xwinograd_ja import FakeLM
 

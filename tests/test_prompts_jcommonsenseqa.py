@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kensa.data import Split
-from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.jglue.jcommonsenseqa import TASK
 from kensa.tasks.render import prepare
 
 VERSIONS = ["0.1", "0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6"]

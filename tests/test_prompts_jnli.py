@@ -13,7 +13,7 @@ import pytest
 
 from kensa.data import DataSource, Split, read_jsonl
 from kensa.errors import DataError
-from kensa.tasks.jnli import DATASET, TASK_1_1, TASK_1_3
+from kensa.tasks.jglue.jnli import DATASET, TASK_1_1, TASK_1_3
 from kensa.tasks.render import prepare
 
 V11 = {v.template.version: v for v in TASK_1_1.variants()}

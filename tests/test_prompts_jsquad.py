@@ -11,7 +11,7 @@ import pytest
 from kensa.data import DataSource
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
+from kensa.tasks.jglue.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
 from kensa.tasks.render import prepare_generation
 from tests.helpers import generated
 
@@ -46,6 +46,7 @@ class CharLM:
     """One token per character; generates a fixed answer per prompt (or echoes nothing)."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, answers=None, max_length=4096):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
+from kensa.tasks.jglue.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
 from kensa.tasks.render import prepare_generation
 from tests.helpers import generated
 
@@ -85,6 +85,7 @@ class FakeGenLM:
     """A generating model whose output for each prompt comes from ``answer(prompt)``; records the requests."""
 
     name = "fake-gen"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_length = 2048
     max_gen_toks = 256
 

@@ -8,7 +8,7 @@ import pytest
 
 from kensa.data import DataSource, Split, read_jsonl
 from kensa.errors import DataError
-from kensa.tasks.marc_ja import DATASET, TASK
+from kensa.tasks.jglue.marc_ja import DATASET, TASK
 from kensa.tasks.render import prepare
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}

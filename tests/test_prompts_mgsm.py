@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kensa.data import DataSource, Split
 from kensa.errors import DataError, KensaError
 from kensa.run.generation import evaluate_generation
-from kensa.tasks.mgsm import (
+from kensa.tasks.jglue.mgsm import (
     DATASET,
     INVALID,
     TASK,
@@ -82,6 +82,7 @@ class CharLM:
     """One token per character; answers each prompt with ``reply(prompt)``."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=1 << 20, reply=lambda prompt: ""):

@@ -15,7 +15,7 @@ from kensa.errors import DataError, KensaError
 from kensa.metrics.rouge import bootstrap_mid
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.render import prepare_generation
-from kensa.tasks.xlsum_ja import DATASET, TASK, read_xlsum_csv, truncate_articles
+from kensa.tasks.jglue.xlsum_ja import DATASET, TASK, read_xlsum_csv, truncate_articles
 from tests.helpers import SHARED_DATA, generated
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
@@ -58,6 +58,7 @@ class CharLM:
     """A fake model whose tokens are characters; ``generate`` maps a prompt to the text to return."""
 
     name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
     max_gen_toks = 256
 
     def __init__(self, max_length=10_000, generate=None):

@@ -12,7 +12,7 @@ from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.render import prepare
-from kensa.tasks.xwinograd_ja import TASK, read_xwinograd_tsv
+from kensa.tasks.jglue.xwinograd_ja import TASK, read_xwinograd_tsv
 
 (VARIANT,) = TASK.variants()
 

@@ -28,6 +28,7 @@ class FakeLM:
     time of request k (in arrival order) is ``factor * (k % 5 + 1) / 100`` seconds."""
 
     name = "fake"
+    kind, bad_words = "causal", ()  # the rest of what a run loop reads of a backend
     max_length = 4096
     max_gen_toks = 32
     batch_size = 4

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kensa.data import DataSource, Split
 from kensa.errors import OptionError
-from kensa.tasks.jcommonsenseqa import TASK
+from kensa.tasks.jglue.jcommonsenseqa import TASK
 from kensa.tasks.render import prepare
 from kensa.tasks.sampling import draw_shots, resolve_limit, shuffled
 

@@ -28,7 +28,8 @@ from kensa.backends.contract import GenerationRequest
 from kensa.backends.served import Client, ServedLM, ServerError, echo_rows, parse_served, prompt_logprob_rows
 from kensa.errors import ModelLoadError, OptionError
 from kensa.gate.fingerprint import environment, incomparable
-from kensa.models import load_model, resolve_model, tiny
+from kensa.models import load_model, resolve_model
+from kensa.tiny import build as tiny
 from kensa.run.cache import CachedLM, ResponseCache
 from tests.helpers import skip_unless_required, vllm_or_skip
 from tests.loopback import LoopbackServer, Script

@@ -23,7 +23,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class ModelArgs:
-    """What ``--model-args`` may set. Names follow the jp-stable harness (``hf-causal``)."""
+    """What ``--model-args`` may set. Names follow the jp-stable harness (``hf-causal``). Which backend reads
+    which key is each registered backend's own args class (:mod:`kensa.backends.registry`): a key one backend
+    reads is refused on another."""
 
     pretrained: str | None = None
     revision: str | None = None
@@ -98,10 +100,6 @@ REFUSED = {
     "api_key": "an API key on the command line ends up in shell history and results; put it in an environment "
                "variable and name that with api_key_env= (default OPENAI_API_KEY)",
 }
-ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "enforce_eager")
-"""Keys that only the vLLM backend reads."""
-SERVED_KEYS = ("max_concurrency", "timeout", "max_retries", "api_key_env")
-"""Keys that only served models read."""
 KEYS = tuple(f.name for f in dataclasses.fields(ModelArgs) if not f.name.startswith("_"))
 _BOOL_KEYS = {f.name for f in dataclasses.fields(ModelArgs) if f.type in ("bool", "bool | None")}
 _INT_KEYS = {"max_length", "batch_size", "max_gen_toks", "num_beams", "tensor_parallel_size", "max_model_len",
@@ -221,12 +219,13 @@ class ModelSpec:
     name: str
     """As given to ``--model``; names the results."""
     kind: str
-    """``tiny``, ``local`` or ``hub``."""
+    """``tiny``, ``local``, ``hub`` or ``served``."""
     source: str
     """What ``from_pretrained`` gets: a tiny name, a directory or a Hub id."""
     args: ModelArgs
     backend: str = "hf"
-    """What runs it: ``hf`` (transformers in this process), ``vllm`` (a vLLM engine) or ``openai`` (a server)."""
+    """The registered backend that runs it (:mod:`kensa.backends.registry`): ``hf`` (transformers in this
+    process), ``vllm`` (a vLLM engine) or ``openai`` (a server)."""
 
     @property
     def slug(self) -> str:

@@ -115,10 +115,15 @@ class Backend(LoglikelihoodModel, GeneratingModel, Protocol):
     ``encode_pair`` and ``generation_ids`` give the exact token ids a request is answered from:
     the response cache keys on them, never on prompt text. ``info`` describes the model and its
     environment (backend, dtype, device, library versions, identity) for results and the gate.
+    This is everything a run loop reads of a model.
     """
 
     spec: Any
     info: dict[str, Any]
+    kind: str
+    """``causal`` or ``seq2seq``: which prompts apply to it and how a round-trip question is asked."""
+    bad_words: tuple[str, ...]
+    """Words its output must not contain (``bad_words=``); every output is checked for them. Empty: none."""
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], int]: ...
 

@@ -23,16 +23,13 @@ from kensa.backends.contract import (
     share_seconds,
 )
 from kensa.backends.decoding import DecodeStats, RowOutcome, greedy_decode
-from kensa.backends.hf_common import (  # noqa: F401 (pick_device, is_out_of_memory, quiet_transformers: re-exported)
+from kensa.backends.hf_common import (
     AUTO_BATCH_START,
     Batching,
     context_length,
     free_memory,
-    is_out_of_memory,
     load_pretrained,
     model_info,
-    pick_device,
-    quiet_transformers,
     tokenizer_source,
 )
 from kensa.backends.identity import BACKEND

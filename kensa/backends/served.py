@@ -36,6 +36,7 @@ from kensa.backends.args import ModelSpec
 from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress
 from kensa.backends.identity import describe_environment, tokenizer_sha256
 from kensa.backends.tokenized import TokenizedModel
+from kensa.backends.registry import BackendEntry, register
 from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, ModelRunError, OptionError
 
@@ -383,3 +384,24 @@ def echo_rows(choice: dict[str, Any], ids: Sequence[int], where: str) -> tuple[l
         top = tops[t] if t < len(tops) and isinstance(tops[t], dict) else {}
         greedy.append(not top or float(values[t]) >= max(float(v) for v in top.values()))
     return logprobs, greedy
+
+
+@dataclass(frozen=True)
+class ServedArgs:
+    """The model arguments only a served model's client reads."""
+
+    max_concurrency: int = 8
+    timeout: float = 300.0
+    max_retries: int = 5
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+def _load(spec: ModelSpec, device: str, *, kind: str, source: str, adapter: str | None) -> ServedLM:
+    return ServedLM.load(spec)  # the server runs the model: no device, no local weights
+
+
+# A served model is chosen by its openai:// name, not --backend; it leaves the HF keys alone as it always has
+# (``--model-args`` may be given once for an openai:// model and a local one).
+register(BackendEntry(
+    name="openai", requests=("loglikelihood", "generation"), model_kinds=("causal",), args=ServedArgs, load=_load,
+    what="a served model", whose="served models' (openai://...)", option=False, tolerates=("hf",)))

@@ -19,6 +19,8 @@ class TokenizedModel:
     spec: Any
     tokenizer: Any
     max_length: int
+    kind = "causal"
+    bad_words: tuple[str, ...] = ()
     _byte_pieces: frozenset[int] | None = None
 
     def tok_encode(self, text: str) -> list[int]:

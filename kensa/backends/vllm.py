@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from kensa.backends.args import ModelSpec
 from kensa.backends.contract import GenerationRequest, GenerationResult, LoglikelihoodResult, Progress, share_seconds
 from kensa.backends.identity import describe_environment, model_identity
 from kensa.backends.tokenized import TokenizedModel
+from kensa.backends.registry import BackendEntry, register
 from kensa.backends.tokenizers import load_tokenizer
 from kensa.errors import ModelLoadError, ModelRunError
 
@@ -316,3 +318,22 @@ def _has_cuda() -> bool:
     if visible is not None and not visible.strip():
         return False
     return Path("/dev/nvidiactl").exists()
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    """The model arguments only the vLLM engine reads."""
+
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    enforce_eager: bool | None = None
+
+
+def _load(spec: ModelSpec, device: str, *, kind: str, source: str, adapter: str | None) -> VLLMLM:
+    return VLLMLM.load(spec, device, source=source, adapter=adapter)
+
+
+register(BackendEntry(
+    name=BACKEND, requests=("loglikelihood", "generation"), model_kinds=("causal",), args=EngineArgs, load=_load,
+    what="--backend vllm", whose="--backend vllm's"))

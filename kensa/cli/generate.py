@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.text)
     from kensa.backends.bad_words import count_violations
 
-    found = count_violations(result.text, lm.bad_words) if getattr(lm, "bad_words", ()) else {}
+    found = count_violations(result.text, lm.bad_words) if lm.bad_words else {}
     print(f"kensa generate: prompt {template.version} ({template.name}), stop reason {result.stop_reason}, "
           f"{result.generated_tokens} tokens", file=sys.stderr)
     if found:

@@ -19,7 +19,8 @@ from kensa.backends.args import DEVICES, ModelSpec, parse_model_args
 from kensa.data import DataSource
 from kensa.errors import OptionError
 from kensa.gate.history import check_ref
-from kensa.models import resolve_model, tiny
+from kensa.models import resolve_model
+from kensa.tiny import build as tiny
 
 
 @dataclass(frozen=True)

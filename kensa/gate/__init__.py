@@ -1,6 +1,7 @@
 """The gate: is a run measurably worse than its committed baseline?
 
-``thresholds`` reads and writes the baseline files, ``stats`` holds the paired tests and Holm,
-``verdicts`` turns a run and a baseline entry into rows with a verdict, ``update`` writes a run as
-the new baseline, and ``fingerprint`` says which environments are comparable.
+:mod:`.thresholds` reads and writes the baseline files, :mod:`.stats` holds the paired tests and Holm,
+:mod:`.verdicts` turns a run and a baseline entry into rows with a verdict, :mod:`.update` writes a run as the
+new baseline, :mod:`.fingerprint` says which environments are comparable, :mod:`.history` finds thresholds
+lowered by hand since the git base and :mod:`.latency` is the quiz's latency gate.
 """

@@ -1,7 +1,9 @@
 """Run loops: a task variant against a loaded backend, producing a :class:`~kensa.run.records.TaskRun`.
 
-The loops know the backend only through :mod:`kensa.backends.contract`; the response cache
-(:mod:`kensa.run.cache`) wraps a backend with the same contract.
+:mod:`.multiple_choice` and :mod:`.generation` are the loops, :mod:`.records` what a test produced and its
+integrity checks, :mod:`.latency` the per-request model time and the warm-up, :mod:`.cache` the on-disk
+response cache (it wraps a backend with the same contract) and :mod:`.chunks` how it cuts a call into
+committed chunks. The loops know a backend only through :class:`kensa.backends.contract.Backend`.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from kensa.backends.contract import GenerationRequest, GenerationResult, Loglike
 from kensa.backends.identity import minor
 from kensa.errors import KensaError
 from kensa.faults import fault_point
-from kensa.run.chunks import COMMIT_SECONDS, chunk_runs, context_runs, next_chunk_size, take_chunk  # noqa: F401
+from kensa.run.chunks import context_runs, next_chunk_size, take_chunk
 
 CACHE_FORMAT = 2
 """Part of every key: bump it when the scoring code changes what a request's answer is, or how it is

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from kensa.backends.bad_words import count_violations
-from kensa.backends.contract import GeneratingModel, GenerationRequest, Progress
+from kensa.backends.contract import Backend, GenerationRequest, Progress
 from kensa.data import Split
 from kensa.errors import KensaError
 from kensa.metrics.core import METRICS, aggregate
@@ -27,9 +27,9 @@ ALWAYS_REPORTED = ("unterminated",)
 """Reported for every generation task (gated where a task lists it in ``metrics``)."""
 
 
-def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: Split, pool: Split | None, k: int,
+def evaluate_generation(variant: TaskVariant, lm: Backend, eval_split: Split, pool: Split | None, k: int,
                         limit: float | None = None, progress: Progress | None = None,
-                        qa_lm: GeneratingModel | None = None) -> TaskRun:
+                        qa_lm: Backend | None = None) -> TaskRun:
     start = time.perf_counter()
     task = variant.task
     assert isinstance(task, GenerationTask)
@@ -38,7 +38,7 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
     generations = lm.generate_until(requests, progress)
     if len(generations) != len(requests):
         raise KensaError(f"{lm.name} returned {len(generations)} generations for {len(requests)} requests")
-    bad_words = tuple(getattr(lm, "bad_words", ()) or ())
+    bad_words = tuple(lm.bad_words)
     copied = _pool_texts(task, pool)
     samples, per_doc = [], []
     for d, generated in zip(docs, generations, strict=True):
@@ -93,9 +93,9 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
 
 
 def _round_trip(task: GenerationTask, docs: list, samples: list[dict[str, Any]], per_doc: list[dict[str, Any]],
-                qa_lm: Any) -> dict[str, Any]:
+                qa_lm: Backend) -> dict[str, Any]:
     """The QA model answers each generated question; its scores join each doc's. Returns provenance."""
-    kind = getattr(qa_lm, "kind", "causal")
+    kind = qa_lm.kind
     requests = [task.roundtrip.request(s["generation"], d.row, kind) for d, s in zip(docs, samples, strict=True)]
     answers = qa_lm.generate_until(requests)
     if len(answers) != len(requests):
@@ -106,7 +106,7 @@ def _round_trip(task: GenerationTask, docs: list, samples: list[dict[str, Any]],
                  roundtrip_stop_reason=answer.stop_reason)
         doc_scores.update(scores)
     return {"qa_model": qa_lm.name, "qa_model_kind": kind,
-            "qa_model_identity": dict(getattr(qa_lm, "info", {}).get("identity", {}))}
+            "qa_model_identity": dict(qa_lm.info.get("identity", {}))}
 
 
 def _normalise(text: str) -> str:

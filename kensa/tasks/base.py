@@ -68,6 +68,8 @@ class TaskData:
     templates: Sequence[PromptTemplate]
     prompt_versioned: bool
     extra_checks: tuple[Callable[[Row], tuple[str, str] | None], ...]
+    optional_data: str = ""
+    """Non-empty for a task whose data only users have: why its test skips (a field of the generation tasks)."""
 
     def variants(self) -> list[TaskVariant]:
         return [TaskVariant(self, t) for t in self.templates]  # type: ignore[arg-type]
@@ -198,10 +200,6 @@ def stop_at_separator(template: PromptTemplate) -> tuple[str, ...]:
     """The harness's ``SEP`` as the stop string: the literal ``<NL>`` for the rinna-sft prompts (0.4),
     a newline for every other version (the Llama-2 prompts too, whose few-shot separator differs)."""
     return ("<NL>",) if template.fewshot_sep == "<NL>" else ("\n",)
-
-
-DEFAULT_MAX_NEW_TOKENS = 256
-"""``max_gen`` of the harness's ``greedy_until`` when a request names no length (MGSM)."""
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,36 @@ ALPACA_HEADER = "以下は、タスクを説明する指示と、文脈のある
 LLAMA2_SYSTEM_PROMPT = "あなたは役立つアシスタントです。"
 LLAMA2_HEADER = f"<s>[INST] <<SYS>>\n{LLAMA2_SYSTEM_PROMPT}\n<</SYS>>\n\n"
 LLAMA2_SEP = " </s><s>[INST] "
+
+
+# The instruction-tuned prompt formats every JGLUE task writes the same way (spec section 3): a task gives its
+# instruction and its query (format strings over its view), the format adds the turns and the separator.
+# ``fields``: the rest of the template (``target`` defaults to ``{answer}``; ``labels``, ``model_kinds``).
+
+
+def alpaca(version: str, instruction: str, query: str, **fields) -> PromptTemplate:
+    """``ja-alpaca`` (0.3): the Alpaca header, then ``### 指示`` / ``### 入力`` / ``### 応答``."""
+    fields.setdefault("target", "{answer}")
+    return PromptTemplate(version, name="ja-alpaca", description=ALPACA_HEADER,
+                          text=f"### 指示:\n{instruction}\n\n### 入力:\n{query}\n\n### 応答:\n", **fields)
+
+
+def rinna_sft(version: str, instruction: str, query: str, **fields) -> PromptTemplate:
+    """``rinna-sft`` (0.4): user and system turns joined by a literal ``<NL>``; the system first says 分かりました。"""
+    fields.setdefault("target", "{answer}")
+    return PromptTemplate(version, name="rinna-sft", description=f"ユーザー: {instruction}<NL>システム: 分かりました。<NL>",
+                          text=f"ユーザー: {query}<NL>システム: ", fewshot_sep="<NL>", **fields)
+
+
+def rinna_bilingual(version: str, instruction: str, query: str, **fields) -> PromptTemplate:
+    """``rinna-bilingual`` (0.5): the rinna-sft turns joined by newlines."""
+    fields.setdefault("target", "{answer}")
+    return PromptTemplate(version, name="rinna-bilingual", description=f"ユーザー: {instruction}\nシステム: 分かりました。\n",
+                          text=f"ユーザー: {query}\nシステム: ", fewshot_sep="\n", **fields)
+
+
+def llama2(version: str, instruction: str, query: str, **fields) -> PromptTemplate:
+    """``llama2`` (0.6): the Llama-2 chat header, the instruction and the query closed by ``[/INST]``."""
+    fields.setdefault("target", "{answer}")
+    return PromptTemplate(version, name="llama2", description=LLAMA2_HEADER,
+                          text=f"{instruction}\n\n{query} [/INST] ", fewshot_sep=LLAMA2_SEP, **fields)

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kensa.backends.hf_causal import quiet_transformers
+from kensa.backends.hf_common import quiet_transformers
 from kensa.errors import KensaError
 from kensa.paths import cache_root
 from kensa.tiny.tokenizer_text import CORPUS_VERSION, corpus_lines

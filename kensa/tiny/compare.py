@@ -64,7 +64,7 @@ def score(model_dir: Path, kind: str, stride: int = STRIDE) -> Scores:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from kensa.backends.hf_causal import quiet_transformers
+    from kensa.backends.hf_common import quiet_transformers
     from kensa.tiny.build import t5_tokenizer
     from kensa.tiny.train import encode, encode_seq2seq
     from kensa.tiny.training_corpus import training_examples

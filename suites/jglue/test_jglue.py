@@ -8,18 +8,8 @@ anything is scored, and a significant drop fails the test (see thresholds/README
 
 import pytest
 
-from kensa.run.records import integrity_problems
-from kensa.tasks.sampling import resolve_limit
-
-KENSA_SUITE = "jglue"
-
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.kensa_suite("jglue")]
 
 
-def test_task(task_variant, kensa_model, kensa_gate, kensa_evaluate, kensa_datasets, kensa_config):
-    run = kensa_evaluate(task_variant, kensa_model)
-    eval_split, _ = kensa_datasets(task_variant.task)
-    expected = resolve_limit(kensa_config.limit, len(eval_split.rows))
-    problems = integrity_problems(run, expected)
-    assert not problems, "\n".join(problems)
-    kensa_gate.check(run)
+def test_task(task_variant, kensa_check):
+    kensa_check(task_variant)

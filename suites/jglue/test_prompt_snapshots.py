@@ -8,47 +8,11 @@ Update after an intended change with ``pytest suites -m snapshot --snapshot-upda
 
 import pytest
 
-from kensa.data import DataSource
-from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list
-from kensa.tasks.render import NoModel, prepare, prepare_generation
+from kensa.report.prompt_snapshot import render_prompts
 from plugins.snapshots import check
 
-KENSA_SUITE = "jglue"
-DOCS = 2
-
-pytestmark = pytest.mark.snapshot
-
-
-def render(task_variant) -> str:
-    task = task_variant.task
-    eval_split, pool = task.load(DataSource.fixtures())
-    kind = "generation" if task.kind == "generation" else "multiple choice"
-    lines = [(f"# kensa prompt snapshot: {task_variant.task_id} ({kind}); the first {DOCS} fixture docs in the "
-             f"harness's order, {task.num_fewshot}-shot"), HEADER_NOTE]
-    if task.kind == "generation":
-        docs = prepare_generation(task_variant, eval_split, pool, task.num_fewshot, DOCS, NoModel())
-    else:
-        docs = prepare(task_variant, eval_split, pool, task.num_fewshot, limit=DOCS)
-    for n, d in enumerate(docs, 1):
-        lines += ["", f"== doc {n} of {len(docs)} ==", f"fewshot_ids: {quote_list(str(x) for x in d.shot_ids)}"]
-        if task.kind == "generation":
-            lines += [f"until: {quote_list(d.until)}",
-                      # NoModel counts a token per UTF-8 byte: a real model's budget differs, a changed rule shows.
-                      f"max_new_tokens (no-model, 1 token per UTF-8 byte): {d.max_new_tokens}",
-                      f"golds: {quote_list(d.golds)}"]
-        else:
-            lines += [f"gold: {d.gold}", "continuations:"]
-            lines += [f"  [{i}] {quote(c)}" for i, c in enumerate(d.continuations)]
-        lines += ["prompt:", *quote_lines(d.prompt)]
-    if task.num_fewshot:
-        # The first doc again with no shots: the description and query template alone.
-        if task.kind == "generation":
-            zero = prepare_generation(task_variant, eval_split, pool, 0, 1, NoModel())[0]
-        else:
-            zero = prepare(task_variant, eval_split, pool, 0, limit=1)[0]
-        lines += ["", "== doc 1, 0-shot ==", "prompt:", *quote_lines(zero.prompt)]
-    return "\n".join(lines) + "\n"
+pytestmark = [pytest.mark.snapshot, pytest.mark.kensa_suite("jglue")]
 
 
 def test_prompt(task_variant, prompt_snapshot):
-    check(prompt_snapshot, render(task_variant), f"the prompts of {task_variant.task_id}")
+    check(prompt_snapshot, render_prompts(task_variant), f"the prompts of {task_variant.task_id}")

@@ -7,22 +7,11 @@ thresholds, as the JGLUE suite does. The users' own TSV task skips when ``--data
 
 import pytest
 
-from kensa.run.records import integrity_problems
-from kensa.tasks.sampling import resolve_limit
-
-KENSA_SUITE = "qa"
-
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.kensa_suite("qa")]
 
 
-def test_task(task_variant, kensa_data_present, kensa_model, kensa_gate, kensa_evaluate, kensa_datasets,
-              kensa_config):
-    run = kensa_evaluate(task_variant, kensa_model)
-    eval_split, _ = kensa_datasets(task_variant.task)
-    expected = resolve_limit(kensa_config.limit, len(eval_split.rows))
-    problems = integrity_problems(run, expected)
-    assert not problems, "\n".join(problems)
-    kensa_gate.check(run)
+def test_task(task_variant, kensa_check):
+    kensa_check(task_variant)
 
 
 def test_highlight_marker_is_one_token(kensa_model):

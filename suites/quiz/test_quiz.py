@@ -10,27 +10,8 @@ per question rose by more than PCT percent against the baseline measured in the 
 
 import pytest
 
-from kensa.run.records import integrity_problems
-from kensa.tasks.sampling import resolve_limit
-
-KENSA_SUITE = "quiz"
-
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.kensa_suite("quiz")]
 
 
-def kensa_tasks(config):
-    """This session's quiz tasks (they depend on --data-dir and --quiz-data)."""
-    from plugins.quiz import session_tasks
-
-    return session_tasks(config)
-
-
-def test_quiz(task_variant, kensa_model, kensa_gate, kensa_quiz, kensa_evaluate, kensa_datasets, kensa_config):
-    eval_split, _ = kensa_datasets(task_variant.task)
-    kensa_quiz.warm_up(eval_split)
-    run = kensa_evaluate(task_variant, kensa_model)
-    problems = integrity_problems(run, resolve_limit(kensa_config.limit, len(eval_split.rows)))
-    assert not problems, "\n".join(problems)
-    kensa_quiz.record(run)
-    kensa_gate.check(run)
-    kensa_quiz.check_latency(run)
+def test_quiz(task_variant, kensa_check):
+    kensa_check(task_variant)

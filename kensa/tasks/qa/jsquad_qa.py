@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from kensa.tasks import jsquad
+from kensa.tasks.jglue import jsquad
 from kensa.tasks.base import GenerationTask
 from kensa.tasks.prompts import ALPACA_HEADER, PromptTemplate
 from kensa.tasks.qa.common import (

@@ -33,7 +33,6 @@ from typing import Any
 
 from kensa.errors import DataError
 
-FORMATS = ("eval", "train", "jaqket_v1", "aio_tsv", "jmmlu")
 UNCATEGORISED = "未分類"
 JAQKET_CANDIDATES = 20
 

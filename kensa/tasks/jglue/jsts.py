@@ -37,7 +37,7 @@ import unicodedata
 
 from kensa.data import DatasetSpec
 from kensa.tasks.base import GenerationTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 LOW, HIGH = 0.0, 5.0
@@ -58,33 +58,10 @@ INSTRUCTION = "与えられた2つの文の意味がどれくらい似ている�
 OUTPUT = "出力は0.0から5.0までの小数点以下1桁の数値としてください（5.0は同じ意味、0.0は全く異なる意味）。"
 
 TEMPLATES = (
-    PromptTemplate(
-        "0.3", name="ja-alpaca",
-        description=ALPACA_HEADER,
-        text=f"### 指示:\n{INSTRUCTION}\n\n{OUTPUT}\n\n### 入力:\n文1：{{sentence1}}\n文2：{{sentence2}}\n\n### 応答:\n",
-        target="{answer}",
-    ),
-    PromptTemplate(
-        "0.4", name="rinna-sft",
-        description=f"ユーザー: {INSTRUCTION}{OUTPUT}<NL>システム: 分かりました。<NL>",
-        text="ユーザー: 文1：{sentence1}<NL>文2：{sentence2}<NL>システム: ",
-        target="{answer}",
-        fewshot_sep="<NL>",
-    ),
-    PromptTemplate(
-        "0.5", name="rinna-bilingual",
-        description=f"ユーザー: {INSTRUCTION}{OUTPUT}\nシステム: 分かりました。\n",
-        text="ユーザー: 文1：{sentence1}\n文2：{sentence2}\nシステム: ",
-        target="{answer}",
-        fewshot_sep="\n",
-    ),
-    PromptTemplate(
-        "0.6", name="llama2",
-        description=LLAMA2_HEADER,
-        text=f"{INSTRUCTION}\n\n{OUTPUT}\n\n文1：{{sentence1}}\n文2：{{sentence2}} [/INST] ",
-        target="{answer}",
-        fewshot_sep=LLAMA2_SEP,
-    ),
+    alpaca("0.3", f"{INSTRUCTION}\n\n{OUTPUT}", "文1：{sentence1}\n文2：{sentence2}"),
+    rinna_sft("0.4", f"{INSTRUCTION}{OUTPUT}", "文1：{sentence1}<NL>文2：{sentence2}"),
+    rinna_bilingual("0.5", f"{INSTRUCTION}{OUTPUT}", "文1：{sentence1}\n文2：{sentence2}"),
+    llama2("0.6", f"{INSTRUCTION}\n\n{OUTPUT}", "文1：{sentence1}\n文2：{sentence2}"),
 )
 
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")

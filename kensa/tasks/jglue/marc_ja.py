@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from kensa.data import DatasetSpec
 from kensa.tasks.base import MultipleChoiceTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 LABELS = ("positive", "negative")
@@ -45,39 +45,12 @@ TEMPLATES = (
         target="{answer}",
         labels=LABELS,
     ),
-    PromptTemplate(
-        "0.3", name="ja-alpaca",
-        description=ALPACA_HEADER,
-        text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\n{{sentence}}\n\n### 応答:\n",
-        target="{answer}",
-        labels=JA,
-    ),
-    PromptTemplate(
-        "0.4", name="rinna-sft",
-        description="ユーザー: 与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
-        "<NL>システム: 分かりました。<NL>",
-        text="ユーザー: {sentence}<NL>システム: ",
-        target="{answer}",
-        fewshot_sep="<NL>",
-        labels=JA,
-    ),
-    PromptTemplate(
-        "0.5", name="rinna-bilingual",
-        description="ユーザー: 与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。"
-        "\nシステム: 分かりました。\n",
-        text="ユーザー: {sentence}\nシステム: ",
-        target="{answer}",
-        fewshot_sep="\n",
-        labels=JA,
-    ),
-    PromptTemplate(
-        "0.6", name="llama2",
-        description=LLAMA2_HEADER,
-        text=f"{INSTRUCTION}\n\n{{sentence}} [/INST] ",
-        target="{answer}",
-        fewshot_sep=LLAMA2_SEP,
-        labels=JA,
-    ),
+    alpaca("0.3", INSTRUCTION, "{sentence}", labels=JA),
+    rinna_sft("0.4", "与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。", "{sentence}",
+              labels=JA),
+    rinna_bilingual("0.5", "与えられた製品レビューを、ポジティブまたはネガティブの感情クラスのいずれかに分類してください。",
+                    "{sentence}", labels=JA),
+    llama2("0.6", INSTRUCTION, "{sentence}", labels=JA),
 )
 
 

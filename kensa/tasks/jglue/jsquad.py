@@ -26,7 +26,7 @@ from kensa.data import DatasetSpec, Split
 from kensa.errors import DataError
 from kensa.metrics.jasquad import squad_scores
 from kensa.tasks.base import GenerationTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 SEP_MARK = "[SEP]"
@@ -135,8 +135,6 @@ def score(generation: str, row, lm) -> dict[str, float]:
 
 
 INSTRUCTION = "与えられた文脈から、質問に対する答えを抜き出してください。"
-RINNA_SFT_DESC = f"ユーザー: {INSTRUCTION}<NL>システム: 分かりました。<NL>"
-RINNA_BI_DESC = f"ユーザー: {INSTRUCTION}\nシステム: 分かりました。\n"
 
 
 def templates(with_title: bool) -> tuple[PromptTemplate, ...]:
@@ -155,17 +153,10 @@ def templates(with_title: bool) -> tuple[PromptTemplate, ...]:
         text=("題名:{title}\n文章:{ctx}\n質問:{q}\n回答:" if with_title else "文章:{ctx}\n質問:{q}\n回答:"),
         target="{answer}"))
     out += [
-        PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
-                       text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\n文脈：{ctx}\n質問：{{q}}\n\n### 応答:\n",
-                       target="{answer}"),
-        PromptTemplate("0.4", name="rinna-sft", description=RINNA_SFT_DESC,
-                       text=f"ユーザー: 文脈：{ctx_nl}<NL>質問：{{q}}<NL>システム: ", target="{answer}",
-                       fewshot_sep="<NL>"),
-        PromptTemplate("0.5", name="rinna-bilingual", description=RINNA_BI_DESC,
-                       text=f"ユーザー: 文脈：{ctx}\n質問：{{q}}\nシステム: ", target="{answer}", fewshot_sep="\n"),
-        PromptTemplate("0.6", name="llama2", description=LLAMA2_HEADER,
-                       text=f"{INSTRUCTION}\n\n文脈：{ctx}\n質問：{{q}} [/INST] ", target="{answer}",
-                       fewshot_sep=LLAMA2_SEP),
+        alpaca("0.3", INSTRUCTION, f"文脈：{ctx}\n質問：{{q}}"),
+        rinna_sft("0.4", INSTRUCTION, f"文脈：{ctx_nl}<NL>質問：{{q}}"),
+        rinna_bilingual("0.5", INSTRUCTION, f"文脈：{ctx}\n質問：{{q}}"),
+        llama2("0.6", INSTRUCTION, f"文脈：{ctx}\n質問：{{q}}"),
     ]
     return tuple(out)
 

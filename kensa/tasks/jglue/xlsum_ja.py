@@ -28,7 +28,7 @@ from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError, KensaError
 from kensa.metrics.rouge import mecab_tokens, rouge2_f
 from kensa.tasks.base import GenerationTask, stop_at_separator
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 
@@ -96,34 +96,10 @@ TEMPLATES = (
         target="{answer}",
         fewshot_sep="\n\n",
     ),
-    PromptTemplate(
-        "0.3", name="ja-alpaca",
-        description=ALPACA_HEADER,
-        text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\nニュース記事:{{text}}\n\n### 応答:\n",
-        target="{answer}",
-        fewshot_sep="\n\n",
-    ),
-    PromptTemplate(
-        "0.4", name="rinna-sft",
-        description=f"ユーザー: {INSTRUCTION}<NL>システム: 分かりました。<NL>",
-        text="ユーザー: ニュース記事:{text}<NL>システム: ",
-        target="{answer}",
-        fewshot_sep="<NL>",
-    ),
-    PromptTemplate(
-        "0.5", name="rinna-bilingual",
-        description=f"ユーザー: {INSTRUCTION}\nシステム: 分かりました。\n",
-        text="ユーザー: ニュース記事:{text}\nシステム: ",
-        target="{answer}",
-        fewshot_sep="\n",
-    ),
-    PromptTemplate(
-        "0.6", name="llama2",
-        description=LLAMA2_HEADER,
-        text=f"{INSTRUCTION}\n\nニュース記事:{{text}} [/INST] ",
-        target="{answer}",
-        fewshot_sep=LLAMA2_SEP,
-    ),
+    alpaca("0.3", INSTRUCTION, "ニュース記事:{text}"),
+    rinna_sft("0.4", INSTRUCTION, "ニュース記事:{text}"),
+    rinna_bilingual("0.5", INSTRUCTION, "ニュース記事:{text}"),
+    llama2("0.6", INSTRUCTION, "ニュース記事:{text}"),
 )
 
 MARKERS = {

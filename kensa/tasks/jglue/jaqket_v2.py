@@ -41,8 +41,8 @@ from kensa.errors import DataError
 from kensa.tasks.base import GenerationTask
 
 # Answers, budget, scoring and the instruction are JSQuAD's (spec 3.5: "metric JaSQuAD EM/F1 ... as JSQuAD").
-from kensa.tasks.jsquad import INSTRUCTION, RINNA_BI_DESC, RINNA_SFT_DESC, golds, longest_gold, score
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.jglue.jsquad import INSTRUCTION, golds, longest_gold, score
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 NUM_CONTEXTS = 5
@@ -215,17 +215,10 @@ TEMPLATES = (
     PromptTemplate("0.2", name="fintan",
                    description="質問に対する回答を文章から一言で抽出してください。回答は名詞で答えてください。\n\n",
                    text="文章:{texts}\n質問:{question}\n回答:", target="{answer}"),
-    PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
-                   text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\n文脈：{{texts}}\n質問：{{question}}\n\n### 応答:\n",
-                   target="{answer}"),
-    PromptTemplate("0.4", name="rinna-sft", description=RINNA_SFT_DESC,
-                   text="ユーザー: 文脈：{texts_nl}<NL>質問：{question}<NL>システム: ", target="{answer}",
-                   fewshot_sep="<NL>"),
-    PromptTemplate("0.5", name="rinna-bilingual", description=RINNA_BI_DESC,
-                   text="ユーザー: 文脈：{texts}\n質問：{question}\nシステム: ", target="{answer}", fewshot_sep="\n"),
-    PromptTemplate("0.6", name="llama2", description=LLAMA2_HEADER,
-                   text=f"{INSTRUCTION}\n\n文脈：{{texts}}\n質問：{{question}} [/INST] ", target="{answer}",
-                   fewshot_sep=LLAMA2_SEP),
+    alpaca("0.3", INSTRUCTION, "文脈：{texts}\n質問：{question}"),
+    rinna_sft("0.4", INSTRUCTION, "文脈：{texts_nl}<NL>質問：{question}"),
+    rinna_bilingual("0.5", INSTRUCTION, "文脈：{texts}\n質問：{question}"),
+    llama2("0.6", INSTRUCTION, "文脈：{texts}\n質問：{question}"),
 )
 
 

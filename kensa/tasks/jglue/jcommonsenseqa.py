@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kensa.data import DatasetSpec
 from kensa.tasks.base import MultipleChoiceTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 CHOICE_FIELDS = tuple(f"choice{i}" for i in range(5))
@@ -44,35 +44,12 @@ TEMPLATES = (
         text=f"質問：{{question}}\n選択肢：\n{DASHED}\n回答：",
         target="{answer}",
     ),
-    PromptTemplate(
-        "0.3", name="ja-alpaca",
-        description=ALPACA_HEADER,
-        text="### 指示:\n与えられた選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n"
-        f"{DASHED}\n\n### 入力:\n{{question}}\n\n### 応答:\n",
-        target="{answer}",
-    ),
-    PromptTemplate(
-        "0.4", name="rinna-sft",
-        description="ユーザー: 与えられた選択肢の中から、最適な答えを選んでください。<NL>システム: 分かりました。<NL>",
-        text="ユーザー: 質問：{question}<NL>選択肢：<NL>" + DASHED.replace("\n", "<NL>") + "<NL>システム: ",
-        target="{answer}",
-        fewshot_sep="<NL>",
-    ),
-    PromptTemplate(
-        "0.5", name="rinna-bilingual",
-        description="ユーザー: 与えられた選択肢の中から、最適な答えを選んでください。\nシステム: 分かりました。\n",
-        text=f"ユーザー: 質問：{{question}}\n選択肢：\n{DASHED}\nシステム: ",
-        target="{answer}",
-        fewshot_sep="\n",
-    ),
-    PromptTemplate(
-        "0.6", name="llama2",
-        description=LLAMA2_HEADER,
-        text="与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n"
-        f"{DASHED}\n\n質問：{{question}} [/INST] ",
-        target="{answer}",
-        fewshot_sep=LLAMA2_SEP,
-    ),
+    alpaca("0.3", f"与えられた選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{DASHED}", "{question}"),
+    rinna_sft("0.4", "与えられた選択肢の中から、最適な答えを選んでください。",
+              "質問：{question}<NL>選択肢：<NL>" + DASHED.replace("\n", "<NL>")),
+    rinna_bilingual("0.5", "与えられた選択肢の中から、最適な答えを選んでください。", f"質問：{{question}}\n選択肢：\n{DASHED}"),
+    llama2("0.6", f"与えられた5つの選択肢の中から、最適な答えを選んでください。出力は以下から選択してください：\n{DASHED}",
+           "質問：{question}"),
 )
 
 

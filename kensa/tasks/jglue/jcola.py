@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from kensa.data import DatasetSpec
 from kensa.tasks.base import MultipleChoiceTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 CHOICES = (" いいえ", " はい")
@@ -41,33 +41,10 @@ TEMPLATES = (
         target="{answer}",
         fewshot_sep="\n\n",
     ),
-    PromptTemplate(
-        "0.3", name="ja-alpaca",
-        description=ALPACA_HEADER,
-        text=f"### 指示:\n{INSTRUCTION}\n\n出力は以下から選択してください：\nはい\nいいえ\n\n### 入力:\n{{sentence}}\n\n### 応答:\n",
-        target="{answer}",
-    ),
-    PromptTemplate(
-        "0.4", name="rinna-sft",
-        description=f"ユーザー: {INSTRUCTION}出力は以下から選択してください：<NL>はい<NL>いいえ<NL>システム: 分かりました。<NL>",
-        text="ユーザー: {sentence}<NL>システム: ",
-        target="{answer}",
-        fewshot_sep="<NL>",
-    ),
-    PromptTemplate(
-        "0.5", name="rinna-bilingual",
-        description=f"ユーザー: {INSTRUCTION}出力は以下から選択してください：\nはい\nいいえ\nシステム: 分かりました。\n",
-        text="ユーザー: {sentence}\nシステム: ",
-        target="{answer}",
-        fewshot_sep="\n",
-    ),
-    PromptTemplate(
-        "0.6", name="llama2",
-        description=LLAMA2_HEADER,
-        text=f"{INSTRUCTION}\n\n出力は以下から選択してください：\nはい\nいいえ\n\n{{sentence}} [/INST] ",
-        target="{answer}",
-        fewshot_sep=LLAMA2_SEP,
-    ),
+    alpaca("0.3", f"{INSTRUCTION}\n\n出力は以下から選択してください：\nはい\nいいえ", "{sentence}"),
+    rinna_sft("0.4", f"{INSTRUCTION}出力は以下から選択してください：<NL>はい<NL>いいえ", "{sentence}"),
+    rinna_bilingual("0.5", f"{INSTRUCTION}出力は以下から選択してください：\nはい\nいいえ", "{sentence}"),
+    llama2("0.6", f"{INSTRUCTION}\n\n出力は以下から選択してください：\nはい\nいいえ", "{sentence}"),
 )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from kensa.data import DatasetSpec
 from kensa.tasks.base import MultipleChoiceTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2, rinna_bilingual, rinna_sft
 from kensa.tasks.registry import register
 
 LABELS = ("entailment", "contradiction", "neutral")
@@ -58,39 +58,16 @@ def templates(version: str) -> tuple[PromptTemplate, ...]:
             text="前提:{premise}\n仮説:{hypothesis}\n関係:",
             target="{answer}",
         ),
-        PromptTemplate(
-            "0.3", name="ja-alpaca",
-            description=ALPACA_HEADER,
-            text=f"### 指示:\n与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n{listed}\n\n"
-            "### 入力:\n前提：{premise}\n仮説：{hypothesis}\n\n### 応答:\n",
-            target="{answer}",
-        ),
-        PromptTemplate(
-            "0.4", name="rinna-sft",
-            description="ユーザー: 与えられた前提と仮説の関係を回答してください。出力は以下から選択してください："
-            f"<NL>{e}<NL>{c}<NL>{n}<NL>システム: 分かりました。<NL>",
-            text="ユーザー: 前提：{premise}<NL>仮説：{hypothesis}<NL>システム: ",
-            target="{answer}",
-            fewshot_sep="<NL>",
-        ),
-        PromptTemplate(
-            "0.5", name="rinna-bilingual",
-            description="ユーザー: 与えられた前提と仮説の関係を回答してください。出力は以下から選択してください："
-            f"\n{listed}\nシステム: 分かりました。\n",
-            text="ユーザー: 前提：{premise}\n仮説：{hypothesis}\nシステム: ",
-            target="{answer}",
-            fewshot_sep="\n",
-        ),
+        alpaca("0.3", f"与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n{listed}",
+               "前提：{premise}\n仮説：{hypothesis}"),
+        rinna_sft("0.4", f"与えられた前提と仮説の関係を回答してください。出力は以下から選択してください：<NL>{e}<NL>{c}<NL>{n}",
+                  "前提：{premise}<NL>仮説：{hypothesis}"),
+        rinna_bilingual("0.5", f"与えられた前提と仮説の関係を回答してください。出力は以下から選択してください：\n{listed}",
+                        "前提：{premise}\n仮説：{hypothesis}"),
     ]
     if version != "1.1":  # 0.6 (llama2) came after the 1.1 runs
-        out.append(PromptTemplate(
-            "0.6", name="llama2",
-            description=LLAMA2_HEADER,
-            text=f"与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n{listed}\n\n"
-            "前提：{premise}\n仮説：{hypothesis} [/INST] ",
-            target="{answer}",
-            fewshot_sep=LLAMA2_SEP,
-        ))
+        out.append(llama2("0.6", f"与えられた前提と仮説の関係を回答してください。\n\n出力は以下から選択してください：\n{listed}",
+                          "前提：{premise}\n仮説：{hypothesis}"))
     return tuple(out)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from kensa.data import DatasetSpec, Split, check_row
 from kensa.errors import DataError, KensaError
 from kensa.tasks.base import GenerationTask
-from kensa.tasks.prompts import ALPACA_HEADER, LLAMA2_HEADER, LLAMA2_SEP, PromptTemplate
+from kensa.tasks.prompts import PromptTemplate, alpaca, llama2
 from kensa.tasks.registry import register
 
 QUESTION_TAG = "問題："
@@ -163,20 +163,18 @@ RINNA_INSTRUCTION = "与えられた問題をステップごとに解説して�
 TEMPLATES = (
     PromptTemplate("0.0", name="user", description="",
                    text=f"{QUESTION_TAG}{{question}}\n{ANSWER_TAG}", target="{answer}", fewshot_sep="\n\n"),
-    PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
-                   text=f"### 指示:\n{INSTRUCTION}\n\n### 入力:\n{{question}}\n\n### 応答:\n", target="{answer}",
-                   fewshot_sep="\n\n"),
+    alpaca("0.3", INSTRUCTION, "{question}"),
     PromptTemplate("0.4", name="rinna-sft",
                    description=f"ユーザー: {RINNA_INSTRUCTION}<NL>システム: 分かりました。<NL>",
                    text=f"ユーザー: {QUESTION_TAG}{{question}}<NL>システム: {ANSWER_TAG}", target="{answer}",
                    fewshot_sep="<NL>"),
-    # 0.5 subclasses 0.4 and overrides only DESCRIPTION and FEWSHOT_SEP: the example keeps its <NL>.
+    # 0.4 and 0.5 end the system turn with the answer tag, and 0.5 subclasses 0.4 overriding only DESCRIPTION
+    # and FEWSHOT_SEP (the example keeps its <NL>): not the shared rinna formats.
     PromptTemplate("0.5", name="rinna-bilingual",
                    description=f"ユーザー: {RINNA_INSTRUCTION}\nシステム: 分かりました。\n",
                    text=f"ユーザー: {QUESTION_TAG}{{question}}<NL>システム: {ANSWER_TAG}", target="{answer}",
                    fewshot_sep="\n"),
-    PromptTemplate("0.6", name="llama2", description=LLAMA2_HEADER,
-                   text=f"{INSTRUCTION}\n\n{{question}} [/INST] ", target="{answer}", fewshot_sep=LLAMA2_SEP),
+    llama2("0.6", INSTRUCTION, "{question}"),
 )
 
 
