@@ -26,7 +26,7 @@ from kensa.gate.verdicts import (
     flips,
     precheck,
 )
-from plugins.kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
+from .kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
 
 GATE_PROPERTY = "kensa_gate"
 STORE_KEY = pytest.StashKey[BaselineStore]()

@@ -2,7 +2,7 @@
 
 It holds no evaluation logic; everything it calls lives in the ``kensa`` package (the model is
 wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of ``--response-cache``). The gate
-(``plugins.gate``) and the session report (``plugins.reporting``) are loaded with it. Under
+(``gate``) and the session report (``reporting``) are loaded with it. Under
 pytest-xdist each worker runs its tests and loads its own models, and the controller gathers
 the per-test summaries (sent as ``user_properties``) to gate, write the results and the table.
 """
@@ -18,9 +18,10 @@ import pytest
 from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
-from plugins.progress import ProgressLine
+from .progress import ProgressLine
 
-pytest_plugins = ("plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz", "plugins.workers")
+# Named from the package: this folder is ``kensa_pytest`` when installed (``plugins`` only as a path).
+pytest_plugins = tuple(f"{__package__}.{name}" for name in ("gate", "reporting", "snapshots", "quiz", "workers"))
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()

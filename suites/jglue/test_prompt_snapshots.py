@@ -11,7 +11,7 @@ import pytest
 from kensa.data import DataSource
 from kensa.report.snapshot_text import HEADER_NOTE, quote, quote_lines, quote_list
 from kensa.tasks.render import NoModel, prepare, prepare_generation
-from plugins.snapshots import check
+from kensa_pytest.snapshots import check
 
 KENSA_SUITE = "jglue"
 DOCS = 2

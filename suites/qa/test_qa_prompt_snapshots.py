@@ -6,8 +6,8 @@ fixture docs, with their shots, and the first doc 0-shot. Update after an intend
 
 import pytest
 
-from plugins.snapshots import check
-from suites.jglue.test_prompt_snapshots import render  # one renderer for every suite's prompt snapshots
+from kensa_pytest.snapshots import check
+from ..jglue.test_prompt_snapshots import render  # one renderer for every suite's prompt snapshots
 
 KENSA_SUITE = "qa"
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.gpu
 
 def kensa_tasks(config):
     """This session's quiz tasks (they depend on --data-dir and --quiz-data)."""
-    from plugins.quiz import session_tasks
+    from kensa_pytest.quiz import session_tasks
 
     return session_tasks(config)
 
