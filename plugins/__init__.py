@@ -11,16 +11,17 @@ if __name__ != "kensa_pytest":
     raise ImportError(f"kensa's pytest layer is the package kensa_pytest, not {__name__!r}: "
                       "import kensa_pytest.<module> (install kensa: `make install` or `pip install -e .`)")
 
+import pytest  # noqa: E402 (after the guard: a stray import fails before anything else loads)
+
 pytest_plugins = (f"{__name__}.kensa_plugin",)
 
 
-def pytest_configure(config) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
     """A project's pytest.ini that pytest did not read is an error, not a run with other settings."""
     here = config.invocation_params.dir
     ini = here / "pytest.ini"
     if config.inipath is None and ini.is_file() and config.rootpath != here:
-        import pytest
-
         # pytest picks the rootdir before plugins add their options, so it takes an option's value that is an
         # existing path (``--model /models/x``) for a test path, and looks for a configuration file above it.
         raise pytest.UsageError(

@@ -44,7 +44,7 @@ def _stats() -> Any:
     return stats
 
 
-# Defaults, each explained in thresholds/README.md (numbers from shared/research/gating.md).
+# Defaults, each explained in docs/gate.md ("The verdict").
 ALPHA = 0.05
 POWER = 0.8
 HARD_LIMIT_POINTS = 5.0

@@ -14,7 +14,7 @@ and anything that names no choice. A bare number that is both a label and anothe
 (choices ``["1", "2", "3"]``, answer ``2``) is ambiguous and refused too.
 
 :func:`normalize_answer` is the open-answer normaliser of cl-tohoku/quiz-datasets (``utils/normalize_answer.py``,
-described in shared/research/quiz.md): NFKC, ～ to 〜, bracketed notes and text after ※ dropped, a tail after
+as the quiz datasets' authors describe it): NFKC, ～ to 〜, bracketed notes and text after ※ dropped, a tail after
 、 or / dropped, 「」『』 unwrapped, spaces squeezed. Written here from that description.
 """
 
