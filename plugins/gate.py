@@ -207,7 +207,7 @@ class GateSession:
                 if late:
                     self.notes.append(f"kensa gate: Holm's step-down over the whole session failed {', '.join(late)} "
                                       "although the test passed on its own (it could only apply the first step; "
-                                      "see thresholds/README.md): the session fails")
+                                      "see docs/gate.md, \"The verdict\"): the session fails")
                 self._history()
         except KensaError as exc:
             self.notes.append(f"kensa: {exc}")

@@ -182,7 +182,7 @@ class ChangedSnapshots:
             terminalreporter.write_line(f"kensa: {what} ({len(ids)}): {', '.join(sorted(ids))}{tail}")
         if set(self.changed) - {FIRST_RUN}:
             terminalreporter.write_line("kensa: review the diffs above; if intended, rerun with --snapshot-update "
-                                        "and commit the snapshot files (README: 'Reviewing a snapshot diff')")
+                                        "and commit the snapshot files (docs/snapshots.md: 'Reviewing a snapshot diff')")
 
 
 def check(snapshot, text: str, what: str) -> None:
