@@ -27,8 +27,9 @@ qa: $(VENV)/.installed
 # marked slow (a task's other prompt versions in the equivalence and peer cross-checks, the whole JGLUE suite on
 # tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep` runs the soak, the
 # SIGKILL sweep and two concurrent sessions (marker sweep) with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
-# `make check` is what CI runs: the default tier and the sweep in one xdist session, so the sweep's long tests
-# fill the workers' gaps instead of running after them.
+# `make check` is what CI runs: the default tier, the sweep and the wheel test (marker install: build the wheel,
+# install it into a fresh venv, gate a model from a `kensa init` repository) in one xdist session, so the long
+# tests fill the workers' gaps instead of running after them.
 TEST_WORKERS ?= 2
 SWEEP_ENV = KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
 	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"}
@@ -45,7 +46,7 @@ sweep: $(VENV)/.installed
 
 check: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
-	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow or sweep" --durations=20 $(ARGS)
+	$(SWEEP_ENV) $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow or sweep or install" --durations=20 $(ARGS)
 
 # Every built-in tiny model, built once into the cache (tiny-trained trains for a few minutes on one thread).
 models: $(VENV)/.installed

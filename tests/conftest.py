@@ -22,6 +22,8 @@ for _name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: the soak, the SIGKILL sweep and concurrent sessions (make sweep; "
                                        "CI runs them with reduced counts in make check)")
+    config.addinivalue_line("markers", "install: builds kensa's wheel and installs it into a fresh venv (minutes; "
+                                       "make check runs it, -m 'not install' deselects it)")
 
 
 @pytest.fixture(scope="session")
