@@ -34,12 +34,14 @@ tokenizers: $(VENV)/.installed
 # tiny-trained, the soak, the kill sweep, ...). `make test-all` runs both tiers; `make sweep` runs the soak, the
 # SIGKILL sweep and two concurrent sessions (marker sweep) with reduced counts (KENSA_SOAK, KENSA_KILL_SWEEP).
 # `make check` is what CI runs: the default tier, the slow tests marked ci (the one variant of each check that only
-# the slow tier makes: bitsandbytes against the float model, kensa harness as pasted, the damaged-T5 gate, ...) and
-# the sweep, in one xdist session, so the long tests fill the workers' gaps instead of running after them.
+# the slow tier makes: bitsandbytes against the float model, kensa harness as pasted, the damaged-T5 gate, ...),
+# the sweep and the wheel test (marker install: build the wheel, install it into a fresh venv, gate a model from a
+# `kensa init` repository), in one xdist session, so the long tests fill the workers' gaps instead of running after
+# them.
 TEST_WORKERS ?= 2
 SWEEP_ENV = KENSA_SOAK=$${KENSA_SOAK:-2} KENSA_KILL_SWEEP=$${KENSA_KILL_SWEEP:-1} \
 	KENSA_SOAK_SELECT=$${KENSA_SOAK_SELECT:-"jcommonsenseqa-1.1-0.3 or quiz_fixtures_anime_gen-1.0-0.2 or aqg_hl-1.0-0.3"}
-CI_SELECT = not slow or sweep or ci
+CI_SELECT = not slow or ci or install or sweep
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports   # the layering contracts in pyproject.toml
 	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow" --durations=20 $(ARGS)

@@ -69,7 +69,7 @@ TASKS = {t.key: t for t in (
 SIDES = ("kensa", "lm-eval")
 README_RATIO_TASK = "jcqa"
 FULL_SIZE = {"rounds": 3, "limit_mc": 200, "limit_gen": 100, "size": "small"}
-"""The spec's benchmark (issue 9): only a run at least this large may print the README's ``ratio:`` line."""
+"""The full-size benchmark: only a run at least this large may print the README's ``ratio:`` line."""
 
 
 class BenchError(Exception):

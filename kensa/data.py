@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kensa.errors import DataError
-from kensa.paths import REPO_ROOT
+from kensa.paths import fixtures_dir
 
-FIXTURES_DIR = REPO_ROOT / "fixtures"
+FIXTURES_DIR = fixtures_dir()
 
 _VERSION_RE = re.compile(r"-v(\d+(?:\.\d+)*)\.json$")
 

@@ -1,18 +1,43 @@
-"""Where things are: the repository (fixtures, suites) and where kensa keeps what it builds and caches
-(tiny models, file hashes, the response cache)."""
+"""Where things are: kensa's packaged data (fixtures, suites) and where kensa keeps what it builds and caches
+(tiny models, file hashes, the response cache).
+
+The repository's top-level folders are installed as packages of their own (``pyproject.toml``'s
+``package-dir``): ``fixtures/`` is ``kensa_fixtures``, ``suites/`` is ``kensa_suites``, ``plugins/`` is
+``kensa_pytest``. They are found through :mod:`importlib.resources`, so the same code reads them from a
+checkout (editable install) and from an installed wheel; nothing looks for a checkout."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from kensa.errors import WriteError
 from kensa.faults import fault_point
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The checkout kensa runs from: ``fixtures/``, ``suites/`` and ``thresholds/`` live here."""
+FIXTURES_PACKAGE = "kensa_fixtures"
+SUITES_PACKAGE = "kensa_suites"
+
+
+def package_folder(package: str) -> Path:
+    """The folder of one of kensa's data packages, as a real path (pip unpacks wheels, so it is one)."""
+    try:
+        return Path(str(resources.files(package)))
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(f"{package} is not installed: install kensa (`pip install kensa`, or "
+                                  f"`make install` / `pip install -e .` in a checkout)") from exc
+
+
+def fixtures_dir() -> Path:
+    """The small data sets shipped with kensa (the repository's ``fixtures/``)."""
+    return package_folder(FIXTURES_PACKAGE)
+
+
+def suites_dir() -> Path:
+    """kensa's pytest suites (the repository's ``suites/``)."""
+    return package_folder(SUITES_PACKAGE)
 
 
 def cache_root() -> Path:

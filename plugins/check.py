@@ -10,8 +10,8 @@ import pytest
 
 from kensa.cli.options import RunConfig
 from kensa.errors import KensaError
-from plugins.kensa_plugin import FAMILY_KEY, SUMMARY_PROPERTY, suite_of
-from plugins.progress import ProgressLine
+from .kensa_plugin import FAMILY_KEY, SUMMARY_PROPERTY, suite_of
+from .progress import ProgressLine
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from kensa.gate.verdicts import (
     flips,
     precheck,
 )
-from plugins.kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
+from .kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
 
 GATE_PROPERTY = "kensa_gate"
 STORE_KEY = pytest.StashKey[BaselineStore]()
@@ -207,7 +207,7 @@ class GateSession:
                 if late:
                     self.notes.append(f"kensa gate: Holm's step-down over the whole session failed {', '.join(late)} "
                                       "although the test passed on its own (it could only apply the first step; "
-                                      "see thresholds/README.md): the session fails")
+                                      "see docs/gate.md, \"The verdict\"): the session fails")
                 self._history()
         except KensaError as exc:
             self.notes.append(f"kensa: {exc}")

@@ -1,11 +1,11 @@
 """The pytest layer of kensa: options, markers, the run configuration, the model fixtures and the response counts.
 
 A suite marks its test module with ``pytest.mark.kensa_suite(NAME)``; its test takes ``task_variant`` (one
-parameter per task and prompt version of the suite) and calls ``kensa_check(task_variant)`` (``plugins.check``),
+parameter per task and prompt version of the suite) and calls ``kensa_check(task_variant)`` (``check``),
 which scores, checks integrity and gates. It holds no evaluation logic; everything it calls lives in the
 ``kensa`` package (the model is wrapped in ``kensa.run.cache.CachedLM``, the on-disk response cache of
-``--response-cache``). The gate (``plugins.gate``), the session report (``plugins.reporting``) and the quiz
-suite's wiring (``plugins.quiz``, through the hooks of ``plugins.hooks``) are loaded with it. Under pytest-xdist
+``--response-cache``). The gate (``gate``), the session report (``reporting``) and the quiz
+suite's wiring (``quiz``, through the hooks of ``hooks``) are loaded with it. Under pytest-xdist
 each worker runs its tests and loads its own models, and the controller gathers the per-test summaries (sent as
 ``user_properties``) to gate, write the results and the table.
 """
@@ -21,10 +21,11 @@ import pytest
 from kensa.cli.options import RunConfig, build_run_config
 from kensa.errors import KensaError, ModelLoadError
 from kensa.tasks import all_tasks, tasks_in_suite
-from plugins import hooks
+from . import hooks
 
-pytest_plugins = ("plugins.check", "plugins.gate", "plugins.reporting", "plugins.snapshots", "plugins.quiz",
-                  "plugins.workers")
+# Named from the package: this folder is ``kensa_pytest`` when installed (``plugins`` only as a path).
+pytest_plugins = tuple(f"{__package__}.{name}" for name in ("check", "gate", "reporting", "snapshots", "quiz",
+                                                              "workers"))
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
 FAMILY_KEY = pytest.StashKey[int]()

@@ -14,7 +14,7 @@ import pytest
 
 from kensa.cli.quiz import QuizOptions, parse_quiz_options
 from kensa.errors import KensaError
-from plugins.kensa_plugin import CONFIG_KEY, suite_of
+from .kensa_plugin import CONFIG_KEY, suite_of
 
 OPTIONS_KEY = pytest.StashKey[QuizOptions]()
 TASKS_KEY = pytest.StashKey[tuple]()
@@ -117,7 +117,7 @@ class QuizTest:
             return
         from kensa.gate.fingerprint import environment
         from kensa.gate.latency import compare_latency
-        from plugins.gate import baseline_store, update_command
+        from .gate import baseline_store, update_command
 
         store = baseline_store(self.config)
         baseline = self.rc.baseline_for(self.lm.spec)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from plugins.gate import SESSION_KEY
-from plugins.kensa_plugin import CONFIG_KEY
+from .gate import SESSION_KEY
+from .kensa_plugin import CONFIG_KEY
 
 
 def _ungated_rows(summaries: list[dict[str, Any]], status: str) -> list[Any]:

@@ -31,6 +31,10 @@ from kensa.paths import write_atomic
 ACTIVE_SLUGS: set[str] = set()
 """Slugs of the models under test in this process (set at configure time, read by discovery)."""
 
+PROJECT_SNAPSHOTS: list[Path] = []
+"""``<rootdir>/snapshots`` when the suites run installed (outside the rootdir, e.g. a repository made by
+``kensa init``), else empty: tokenizer snapshots are then the project's files, never written into site-packages."""
+
 
 class _TextSnapshot(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
@@ -64,6 +68,14 @@ class PromptSnapshot(_TextSnapshot):
 
 class TokenizerSnapshot(_TextSnapshot):
     file_extension = "tokens.txt"
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        # A model's tokenizer snapshot belongs to the project that runs it: in a checkout, next to the suite;
+        # with the suites installed, in the project's snapshots/tokenizers/ (kensa init copies the tiny models').
+        if PROJECT_SNAPSHOTS and not Path(test_location.filepath).is_relative_to(PROJECT_SNAPSHOTS[0].parent):
+            return str(PROJECT_SNAPSHOTS[0] / "tokenizers" / test_location.basename)
+        return super().dirname(test_location=test_location)
 
     def discover_snapshots(self, *, test_location, ignore_extensions=None) -> SnapshotCollections:
         # Only the files of the models under test exist for this session: another model's file is
@@ -103,13 +115,22 @@ def _is_partial(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from plugins.kensa_plugin import CONFIG_KEY
+    from .kensa_plugin import CONFIG_KEY
 
     rc = config.stash.get(CONFIG_KEY, None)
     config.stash[_PREVIOUS_SLUGS] = set(ACTIVE_SLUGS)  # an in-process pytester run restores its caller's
     ACTIVE_SLUGS.clear()
     ACTIVE_SLUGS.update(m.slug for m in (rc.models if rc is not None else ()))
     config.pluginmanager.register(ChangedSnapshots(), "kensa-changed-snapshots")
+    config.stash[_PREVIOUS_PROJECT] = list(PROJECT_SNAPSHOTS)
+    PROJECT_SNAPSHOTS.clear()
+    if _suites_installed(config):
+        PROJECT_SNAPSHOTS.append(config.rootpath / "snapshots")
+        if hasattr(config.option, "update_snapshots"):
+            # The suites' own prompt snapshots are read-only here: syrupy's cleanup would delete files in
+            # site-packages (or in a kensa checkout installed editable) that this project's run did not use.
+            config.option.warn_unused_snapshots = True
+            config.option.no_cleanup = True
     if hasattr(config.option, "update_snapshots") and _is_partial(config):
         # syrupy already keeps unrelated snapshots on -k; this also covers node ids, --deselect,
         # --lf and --prompt-version: report unused snapshots as a warning, delete none.
@@ -117,13 +138,24 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.no_cleanup = True
 
 
+def _suites_installed(config: pytest.Config) -> bool:
+    """Whether kensa's suites live outside this session's rootdir (run from a project of one's own)."""
+    from kensa.paths import suites_dir
+
+    return not suites_dir().resolve().is_relative_to(config.rootpath.resolve())
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_PROJECT in config.stash:
+        PROJECT_SNAPSHOTS.clear()
+        PROJECT_SNAPSHOTS.extend(config.stash[_PREVIOUS_PROJECT])
     if _PREVIOUS_SLUGS in config.stash:
         ACTIVE_SLUGS.clear()
         ACTIVE_SLUGS.update(config.stash[_PREVIOUS_SLUGS])
 
 
 _PREVIOUS_SLUGS = pytest.StashKey[set]()
+_PREVIOUS_PROJECT = pytest.StashKey[list]()
 _WHAT = {"test_prompt": "prompts changed", "test_tokenizer": "tokenizer changed"}
 FIRST_RUN = "no snapshot yet"
 
@@ -151,7 +183,7 @@ class ChangedSnapshots:
             terminalreporter.write_line(f"kensa: {what} ({len(ids)}): {', '.join(sorted(ids))}{tail}")
         if set(self.changed) - {FIRST_RUN}:
             terminalreporter.write_line("kensa: review the diffs above; if intended, rerun with --snapshot-update "
-                                        "and commit the snapshot files (README: 'Reviewing a snapshot diff')")
+                                        "and commit the snapshot files (docs/snapshots.md: 'Reviewing a snapshot diff')")
 
 
 def check(snapshot, text: str, what: str) -> None:

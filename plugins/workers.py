@@ -54,7 +54,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    from plugins.kensa_plugin import CONFIG_KEY
+    from .kensa_plugin import CONFIG_KEY
 
     slugs = [m.slug for m in config.stash[CONFIG_KEY].models]
 
@@ -69,7 +69,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    from plugins.kensa_plugin import CONFIG_KEY
+    from .kensa_plugin import CONFIG_KEY
 
     models = config.stash[CONFIG_KEY].models
     for item in items:

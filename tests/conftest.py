@@ -37,6 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "CI runs them with reduced counts in make check)")
     config.addinivalue_line("markers", "ci: a slow test that CI runs anyway (make check: -m 'not slow or sweep or ci'): "
                                        "the one variant of a check nothing in the default tier makes")
+    config.addinivalue_line("markers", "install: builds kensa's wheel and installs it into a fresh venv (minutes; "
+                                       "make check runs it, -m 'not install' deselects it)")
 
 
 @pytest.fixture(scope="session")

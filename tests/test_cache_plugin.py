@@ -60,7 +60,7 @@ def suite(pytester, monkeypatch, tiny_llama):
 
 def run(pytester, *args, out: str, subprocess: bool = False):
     runner = pytester.runpytest_subprocess if subprocess or "-n" in args else pytester.runpytest
-    return runner("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "--results-dir",
+    return runner("-p", "kensa_pytest", "-p", "no:cacheprovider", "--results-dir",
                   str(pytester.path / out), *args)
 
 

@@ -40,7 +40,7 @@ def gated(pytester, monkeypatch, tiny_neox):
 def run(pytester, *args):
     runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest
     only = () if "-k" in args else ("-k", "jcommonsenseqa")  # the gate is exercised on JCommonsenseQA
-    return runner("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "--thresholds-dir",
+    return runner("-p", "kensa_pytest", "-p", "no:cacheprovider", "--thresholds-dir",
                   str(pytester.path / "th"), "--results-dir", str(pytester.path / "out"), *only, *args)
 
 

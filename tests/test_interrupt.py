@@ -30,7 +30,7 @@ def test_ctrl_c_marks_the_results_partial(pytester, monkeypatch, tiny_neox):
     pytester.makepyfile(test_jglue=(REPO / "suites" / "jglue" / "test_jglue.py").read_text(encoding="utf-8"))
     pytester.makeconftest(CONFTEST)
     result = pytester.runpytest_subprocess(
-        "-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "--model", "tiny", "--limit", "4", "--gate", "off",
+        "-p", "kensa_pytest", "-p", "no:cacheprovider", "--model", "tiny", "--limit", "4", "--gate", "off",
         "--prompt-version", "0.3", "-k", "jcommonsenseqa or jnli", "--results-dir", str(pytester.path / "out"))
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED, out[-3000:]
@@ -45,7 +45,7 @@ def test_ctrl_c_marks_the_results_partial(pytester, monkeypatch, tiny_neox):
 def test_a_complete_run_is_not_partial(pytester, monkeypatch, tiny_neox):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     pytester.makepyfile(test_jglue=(REPO / "suites" / "jglue" / "test_jglue.py").read_text(encoding="utf-8"))
-    result = pytester.runpytest("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "--model", "tiny", "--limit",
+    result = pytester.runpytest("-p", "kensa_pytest", "-p", "no:cacheprovider", "--model", "tiny", "--limit",
                                 "4", "--gate", "off", "--prompt-version", "0.3", "-k", "jcommonsenseqa",
                                 "--results-dir", str(pytester.path / "out"))
     assert result.ret == pytest.ExitCode.OK

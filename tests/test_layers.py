@@ -1,6 +1,6 @@
 """The architecture as a test: the import contracts in pyproject.toml (import-linter), and module sizes.
 
-The layers, top to bottom: ``plugins`` (the pytest layer), ``kensa.cli``, ``kensa.report``,
+The layers, top to bottom: ``kensa_pytest`` (the pytest layer, the ``plugins/`` folder), ``kensa.cli``, ``kensa.report``,
 ``kensa.gate``, ``kensa.run``, ``kensa.models`` beside ``kensa.tasks``, ``kensa.tiny``, ``kensa.metrics`` beside
 ``kensa.backends``, ``kensa.data``, ``kensa.paths``, then ``kensa.errors``. A module may import
 only from layers below its own; the backend contract imports nothing else of kensa; the engine
@@ -30,9 +30,11 @@ def lint(root: Path) -> subprocess.CompletedProcess:
 
 
 def copy_tree(tmp_path: Path) -> Path:
+    """kensa and the pytest layer, the latter under its package name (``plugins/`` is installed as
+    ``kensa_pytest``), so that the copy's modules shadow the installed ones on PYTHONPATH."""
     root = tmp_path / "repo"
-    for name in ("kensa", "plugins"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, package in (("kensa", "kensa"), ("plugins", "kensa_pytest")):
+        shutil.copytree(REPO / name, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 
@@ -54,7 +56,7 @@ def test_the_import_contracts_hold():
 ])
 def test_an_import_against_the_layers_is_caught(tmp_path, module, line, broken):
     root = copy_tree(tmp_path)
-    path = root / module
+    path = root / module.replace("plugins/", "kensa_pytest/")
     path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # added by the test\n", encoding="utf-8")
     result = lint(root)
     assert result.returncode != 0

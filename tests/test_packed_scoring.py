@@ -1,6 +1,6 @@
 """The packed scorer (each shared prompt runs once) against the one-row-per-request path.
 
-The acceptance rule of issue 5/8: log-likelihoods within 1e-4 in float32, identical predictions and
+The acceptance rule: log-likelihoods within 1e-4 in float32, identical predictions and
 is-greedy flags, on every task. ``loglikelihood_simple`` is the harness's way (one row per
 request); ``loglikelihood`` packs a doc's choices behind one copy of its prompt.
 """

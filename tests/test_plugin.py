@@ -36,7 +36,7 @@ def run(pytester, *args, gate: str = "off"):
     runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest
     # These tests exercise the pytest layer on JCommonsenseQA; the other tasks have their own tests.
     only = () if "-k" in args else ("-k", "jcommonsenseqa")
-    return runner("-p", "plugins.kensa_plugin", "--strict-markers", "--gate", gate, *only, *args)
+    return runner("-p", "kensa_pytest", "--strict-markers", "--gate", gate, *only, *args)
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -130,7 +130,7 @@ def _variant_count() -> int:
 def test_snapshot_tests_need_no_model(pytester, monkeypatch):
     """Prompt snapshots run without --model (and without torch) once the model tests are deselected."""
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    result = pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", str(REPO / "suites"), "-m", "snapshot",
+    result = pytester.runpytest_subprocess("-p", "kensa_pytest", str(REPO / "suites"), "-m", "snapshot",
                                            "--rootdir", str(REPO), "-p", "no:cacheprovider")
     n = _variant_count()
     # every task variant's prompt snapshot; the tokenizer snapshots skip without a model
@@ -203,7 +203,7 @@ def test_suite_runs_on_the_real_validation_set(suite, shared_data):
 
 def test_long_runs_print_progress(suite, monkeypatch):
     """Progress lines go past pytest's capture; the interval is 0 here so a short run shows them."""
-    import plugins.kensa_plugin as plugin
+    import kensa_pytest.kensa_plugin as plugin
 
     monkeypatch.setattr(plugin.ProgressLine, "INTERVAL", 0.0)
     result = run(suite, "--model", "tiny", "--prompt-version", "0.3", "--model-args", "batch_size=2")

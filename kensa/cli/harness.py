@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kensa.errors import OptionError
-from kensa.paths import REPO_ROOT, write_atomic
+from kensa.paths import SUITES_PACKAGE, write_atomic
 
 MODEL_TYPES = ("hf-causal", "hf-causal-experimental", "hf")
-SUITE = REPO_ROOT / "suites" / "jglue" / "test_jglue.py"
+SUITE = f"{SUITES_PACKAGE}.jglue.test_jglue"
+"""The JGLUE suite as a module name (run with ``--pyargs``), so that the rootdir stays the current folder."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def translate(argv: Sequence[str], known: dict[str, str]) -> Translation:
     if unknown:
         raise OptionError("--tasks", f"unknown task(s) {', '.join(unknown)} (kensa has: {', '.join(sorted(known))})")
     results_dir = Path(args.results_dir) if args.results_dir else Path(tempfile.mkdtemp(prefix="kensa-harness-"))
-    out = [str(SUITE), "-p", "no:cacheprovider", "--model", pretrained, "--results-dir", str(results_dir)]
+    out = ["--pyargs", "-p", "no:cacheprovider", "--model", pretrained, "--results-dir", str(results_dir)]
     if rest:
         out += ["--model-args", ",".join(rest)]
     fewshot = _fewshot(tasks, args.num_fewshot, known)
@@ -128,8 +129,7 @@ def translate(argv: Sequence[str], known: dict[str, str]) -> Translation:
     if args.limit is not None:
         out += ["--limit", args.limit]
     out += ["--baseline", args.baseline] if args.baseline else ["--gate", "off"]
-    out += [f"{SUITE}::test_task[{t}]" for t in tasks]
-    out.remove(str(SUITE))  # the node ids select the tests
+    out += [f"{SUITE}::test_task[{t}]" for t in tasks]  # the node ids select the tests
     return Translation(out, Path(args.output_path) if args.output_path else None, pretrained, results_dir, aliases, given)
 
 

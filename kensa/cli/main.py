@@ -11,6 +11,8 @@ with seeded noise on its weights: a damaged model, to watch the gate catch a dro
 an answer in its context (see :mod:`kensa.cli.generate`).
 ``python -m kensa doctor`` compares the installed libraries with ``constraints.txt`` and with the
 environment each baseline in ``thresholds/`` was measured in (see :mod:`kensa.cli.doctor`).
+``python -m kensa init DIR`` makes a model team's own evaluation repository that runs the installed suites
+(see :mod:`kensa.cli.init`). ``python -m kensa --version`` prints kensa's version.
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
 runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
 """
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from kensa.cli.harness import run
 
         return run(argv[1:])
+    from kensa import __version__
+
     parser = argparse.ArgumentParser(prog="python -m kensa", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kensa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from kensa.cli import tiny as tiny_cli
 
@@ -75,15 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                                    "--tasks, --num_fewshot, --output_path, ...); see `harness --help`")
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
-    from kensa.cli import generate, quiz
+    from kensa.cli import generate, init, quiz
+
+    init.add_parser(sub)
 
     quiz.add_parser(sub)
     generate.add_parser(sub)
 
     p = sub.add_parser("doctor", help="installed libraries against constraints.txt and against the environment "
                                       "of every baseline: which a run here would call incomparable, and why")
-    p.add_argument("--thresholds-dir", help="default: thresholds/ in the checkout")
-    p.add_argument("--constraints", help="default: constraints.txt in the checkout")
+    p.add_argument("--thresholds-dir", help="default: thresholds/ in the current folder")
+    p.add_argument("--constraints", help="default: constraints.txt in the current folder")
     p.add_argument("--device", choices=["cpu", "cuda"], help="the device class a run would use (default: cuda if "
                                                             "torch sees one, else cpu)")
     p.set_defaults(func=_doctor)

@@ -1,9 +1,9 @@
 """What a score depends on besides the model's quality: the environment a threshold entry records.
 
 :func:`environment` is the fingerprint (backend, torch and transformers versions, dtype, device
-class, quantization). Scores move when any of them changes (gating notes §3: a backend, CUDA or
-transformers change has no upper bound), so :func:`incomparable` names the differences that make
-a comparison meaningless.
+class, quantization). Scores move when any of them changes (no upper bound is known for a backend,
+CUDA or transformers change: docs/gate.md, "When a comparison is refused"), so :func:`incomparable`
+names the differences that make a comparison meaningless.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The release gate: compare one run of one task with its baseline entry, metric by metric.
 
-The verdict is paired and one-sided (thresholds/README.md explains each rule):
+The verdict is paired and one-sided (docs/gate.md, "The verdict", explains each rule):
 
 * exact McNemar on 0/1 items, a seeded paired permutation test on continuous items, a paired
   bootstrap on corpus statistics; the unpaired ``z`` fallback only when no items were stored;
@@ -44,7 +44,7 @@ def _stats() -> Any:
     return stats
 
 
-# Defaults, each explained in thresholds/README.md (numbers from shared/research/gating.md).
+# Defaults, each explained in docs/gate.md ("The verdict").
 ALPHA = 0.05
 POWER = 0.8
 HARD_LIMIT_POINTS = 5.0

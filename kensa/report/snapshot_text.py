@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from kensa.errors import DataError
-from kensa.paths import REPO_ROOT
+from kensa.paths import fixtures_dir
 
-PROBES_FILE = REPO_ROOT / "fixtures" / "tokenizer_probes.jsonl"
+PROBES_FILE = fixtures_dir() / "tokenizer_probes.jsonl"
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Escaped: spaces other than " " (U+3000, NBSP, ...), format characters (ZWJ, BOM, ...),

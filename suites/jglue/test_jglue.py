@@ -3,7 +3,7 @@
 Each test scores the model on the task, writes the per-sample JSONL, fails if any doc was
 lost or any number is not a valid score, and then gates the scores against the baseline's
 thresholds (``thresholds/<baseline>.toml``): a missing or stale entry is an error before
-anything is scored, and a significant drop fails the test (see thresholds/README.md).
+anything is scored, and a significant drop fails the test (see docs/gate.md).
 """
 
 import pytest

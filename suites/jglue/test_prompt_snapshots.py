@@ -9,7 +9,7 @@ Update after an intended change with ``pytest suites -m snapshot --snapshot-upda
 import pytest
 
 from kensa.report.prompt_snapshot import render_prompts
-from plugins.snapshots import check
+from kensa_pytest.snapshots import check
 
 pytestmark = [pytest.mark.snapshot, pytest.mark.kensa_suite("jglue")]
 

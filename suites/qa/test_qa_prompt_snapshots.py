@@ -7,7 +7,7 @@ fixture docs, with their shots, and the first doc 0-shot. Update after an intend
 import pytest
 
 from kensa.report.prompt_snapshot import render_prompts
-from plugins.snapshots import check
+from kensa_pytest.snapshots import check
 
 pytestmark = [pytest.mark.snapshot, pytest.mark.kensa_suite("qa")]
 

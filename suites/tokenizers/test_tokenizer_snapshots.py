@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from kensa.report.snapshot_text import load_probes, tokenizer_report
-from plugins.kensa_plugin import CONFIG_KEY
-from plugins.snapshots import check
+from kensa_pytest.kensa_plugin import CONFIG_KEY
+from kensa_pytest.snapshots import check
 
 pytestmark = pytest.mark.snapshot
 

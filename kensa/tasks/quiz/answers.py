@@ -18,7 +18,7 @@ apart from one that names nothing, so a report separates format from knowledge. 
 the text (``第4問``, ``件区見1医者``) names nothing.
 
 :func:`normalize_answer` is the open-answer normaliser of cl-tohoku/quiz-datasets (``utils/normalize_answer.py``,
-described in shared/research/quiz.md): NFKC, ～ to 〜, bracketed notes and text after ※ dropped, a tail after
+as the quiz datasets' authors describe it): NFKC, ～ to 〜, bracketed notes and text after ※ dropped, a tail after
 、 or / dropped, 「」『』 unwrapped, spaces squeezed. Written here from that description. Open answers are read from
 the first non-empty line.
 """
