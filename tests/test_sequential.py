@@ -98,9 +98,16 @@ def test_a_better_candidate_passes_and_a_prefix_without_a_decision_asks_for_more
         sequential.run_task(base[:150], noisy[:150], _design())
 
 
-def test_sequential_gate_refuses_non_binary_items_and_a_non_positive_margin():
-    with pytest.raises(ValueError, match=r"cand\[1\] is 0.5"):
-        sequential.run_task([1, 1], [1, 0.5], _design(2))
+def test_graded_scores_use_the_same_sums_and_values_beyond_the_scale_are_refused():
+    # Exact match on a 0-100 scale is the 0/1 case scaled: the same decision at the same look.
+    rng = np.random.default_rng(2)
+    base = (rng.random(1119) < 0.7).astype(float)
+    cand = np.where(rng.random(1119) < 0.1, 0.0, base)
+    binary, graded = sequential.run_task(base, cand, _design()), sequential.run_task(100 * base, 100 * cand,
+                                                                                         _design(), scale=100)
+    assert (binary.decision, binary.look, binary.reason) == (graded.decision, graded.look, graded.reason)
+    with pytest.raises(ValueError, match="doc 1: base 1.0 and cand -1.0 differ by more than"):
+        sequential.run_task([1, 1], [1, -1], _design(2))
     with pytest.raises(ValueError, match="margin"):
         sequential.Design(100, 0.05, 0.0)
 

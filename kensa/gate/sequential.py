@@ -166,26 +166,31 @@ def _fractions(sizes: Sequence[int], n: int) -> list[float]:
     return [s / n for s in sizes]
 
 
-def z_fail(b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """McNemar score z for a drop, 0 where there is no discordant pair (no evidence either way)."""
-    b, c = np.asarray(b, dtype=float), np.asarray(c, dtype=float)
-    d = b + c
-    return np.divide(b - c, np.sqrt(d), out=np.zeros(np.broadcast(b, c).shape), where=d > 0)
+def z_fail(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """Score z for a drop from the sums of per-document drops d (s1 = sum d, s2 = sum d^2); 0 where s2 = 0.
+
+    For 0/1 outcomes d is +1 (b), -1 (c) or 0, so this is McNemar's (b - c) / sqrt(b + c)."""
+    s1, s2 = np.asarray(s1, dtype=float), np.asarray(s2, dtype=float)
+    return np.divide(s1, np.sqrt(s2), out=np.zeros(np.broadcast(s1, s2).shape), where=s2 > 0)
 
 
-def z_pass(b: np.ndarray, c: np.ndarray, n: np.ndarray, margin: float) -> np.ndarray:
-    """Non-inferiority z: (margin - D) / SE with SE^2 = (psi~ - D^2) / n, psi~ = (b + c + 2) / (n + 2)."""
-    b, c, n = (np.asarray(x, dtype=float) for x in (b, c, n))
-    drop = (b - c) / n
-    psi = (b + c + 2) / (n + 2)
-    # psi~ >= (b + c) / n >= D^2; they meet only when every pair is discordant one way: floor the variance there.
+def z_pass(s1: np.ndarray, s2: np.ndarray, n: np.ndarray, margin: float) -> np.ndarray:
+    """Non-inferiority z: (margin - D) / SE, D = s1 / n, SE^2 = (psi~ - D^2) / n, psi~ = (s2 + 2) / (n + 2).
+
+    For 0/1 outcomes psi~ = (b + c + 2) / (n + 2): pseudo-counts, so no discordant pair does not mean SE = 0."""
+    s1, s2, n = (np.asarray(x, dtype=float) for x in (s1, s2, n))
+    drop = s1 / n
+    psi = (s2 + 2) / (n + 2)
+    # psi~ >= s2 / n >= D^2 (|d| <= 1); they meet only when every d is +1 or every d is -1: floor the variance there.
     var = np.maximum(psi - drop**2, 1.0 / (n + 2) ** 2) / n
     return (margin - drop) / np.sqrt(var)
 
 
 def exact_drop_bound(b: np.ndarray, c: np.ndarray, n: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Conservative upper confidence bound on the drop p_b - p_c at one-sided ``level``: the Clopper-Pearson upper
-    bound of p_b minus the lower bound of p_c, each at level / 2 (Bonferroni). Valid at any count, zero included."""
+    """Conservative upper confidence bound on the drop at one-sided ``level``: the Clopper-Pearson upper bound of
+    the share of documents that got worse (b) minus the lower bound of the share that went from full marks to none
+    (c), each at level / 2 (Bonferroni). For |d| <= 1 the mean drop is at most that difference of shares, so the
+    bound holds for graded per-document scores too. Valid at any count, zero included."""
     b, c, n = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n)))
     half = np.broadcast_to(np.asarray(level, dtype=float) / 2, b.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -206,25 +211,36 @@ class Stops:
 
 def decide(counts: np.ndarray, design: Design, sizes: Sequence[int] | None = None,
            min_fail_drop: float = 0.0) -> Stops:
-    """Run the design on cumulative (b, c) counts, shape (paths, looks, 2), at the cumulative ``sizes``.
+    """Run the design on cumulative (b, c) counts of 0/1 outcomes, shape (paths, looks, 2)."""
+    counts = np.asarray(counts, dtype=float)
+    if counts.ndim != 3 or counts.shape[-1] != 2:
+        raise ValueError(f"counts must have shape (paths, looks, 2), not {counts.shape}")
+    b, c = counts[..., 0], counts[..., 1]
+    return decide_sums(np.stack([b - c, b + c, b, c], axis=-1), design, sizes, min_fail_drop)
+
+
+def decide_sums(sums: np.ndarray, design: Design, sizes: Sequence[int] | None = None,
+                min_fail_drop: float = 0.0) -> Stops:
+    """Run the design on cumulative sums at each look, shape (paths, looks, 4): sum d, sum d^2, #(d > 0) and
+    #(d <= -1), d the per-document drop on the 0-1 scale, at the cumulative document counts ``sizes``.
 
     ``min_fail_drop`` (0-1 scale) is the gate's abs_floor: FAIL also needs the observed drop to reach it.
     """
     sizes = list(sizes or design.sizes)
-    counts = np.asarray(counts)
-    if counts.ndim != 3 or counts.shape[1:] != (len(sizes), 2):
-        raise ValueError(f"counts must have shape (paths, {len(sizes)}, 2), not {counts.shape}")
+    sums = np.asarray(sums, dtype=float)
+    if sums.ndim != 3 or sums.shape[1:] != (len(sizes), 4):
+        raise ValueError(f"sums must have shape (paths, {len(sizes)}, 4), not {sums.shape}")
     n = np.asarray(sizes, dtype=float)[None, :]
-    b, c = counts[..., 0], counts[..., 1]
+    s1, s2, worse, lost = (sums[..., i] for i in range(4))
     cf, cp = design.fail_bounds(sizes), design.pass_bounds(sizes)
-    fail = (z_fail(b, c) >= cf[None, :]) & ((b - c) / n >= min_fail_drop - 1e-12)
-    pass_ = z_pass(b, c, n, design.margin) >= cp[None, :]
+    fail = (z_fail(s1, s2) >= cf[None, :]) & (s1 / n >= min_fail_drop - 1e-12)
+    pass_ = z_pass(s1, s2, n, design.margin) >= cp[None, :]
     if design.n < SMALL_N:
-        pass_ &= exact_drop_bound(b, c, n, stats.norm.sf(cp)[None, :]) < design.margin
+        pass_ &= exact_drop_bound(worse, lost, n, stats.norm.sf(cp)[None, :]) < design.margin
     pass_[:, -1] = True  # the last look passes whatever did not fail
     stop = fail | pass_
     first = np.argmax(stop, axis=1)  # every row stops by the last look
-    rows = np.arange(counts.shape[0])
+    rows = np.arange(sums.shape[0])
     decision = np.where(fail[rows, first], "fail", "pass")
     return Stops(decision, first + 1, np.asarray(sizes)[first], first < len(sizes) - 1)
 
@@ -233,8 +249,8 @@ def decide(counts: np.ndarray, design: Design, sizes: Sequence[int] | None = Non
 class Look:
     k: int
     scored: int
-    b: int
-    c: int
+    sum_d: float  # b - c for 0/1 outcomes
+    sum_d2: float  # b + c for 0/1 outcomes
     z_fail: float
     fail_bound: float
     z_pass: float
@@ -259,41 +275,41 @@ class SequentialResult:
                 "scored": self.scored, "n": self.n, "margin": self.margin}
 
 
-def run_task(base: Sequence[float], cand: Sequence[float], design: Design, *, min_fail_drop: float = 0.0,
-             direction: str = "higher") -> SequentialResult:
-    """Apply the design to one task's paired 0/1 outcomes in scoring order (``len`` <= N: the prefix scored so far).
-
-    Stops at the first look that decides; a prefix shorter than the task that decides nothing is an error (the
+def run_task(base: Sequence[float], cand: Sequence[float], design: Design, *, scale: float = 1.0,
+             min_fail_drop: float = 0.0, direction: str = "higher") -> SequentialResult:
+    """Apply the design to one task's paired per-document values in scoring order (``len`` <= N: the prefix
+    scored so far). Values lie in [0, scale] (0/1 for accuracy, 0-100 for exact match); ``min_fail_drop`` is on
+    the 0-1 scale. Stops at the first look that decides; a prefix that reaches no decision is an error (the
     caller must score on to the next look).
     """
     bd = np.asarray(base, dtype=float)
     cd = np.asarray(cand, dtype=float)
     if bd.shape != cd.shape or bd.ndim != 1:
         raise ValueError(f"base and cand must be flat and of equal length, not {bd.shape} and {cd.shape}")
-    for name, arr in (("base", bd), ("cand", cd)):
-        bad = np.flatnonzero((arr != 0) & (arr != 1))
-        if bad.size:
-            raise ValueError(f"{name}[{bad[0]}] is {arr[bad[0]]}; the sequential gate needs 0/1 items")
-    d = bd - cd if direction == "higher" else cd - bd
+    d = (bd - cd if direction == "higher" else cd - bd) / scale
+    bad = np.flatnonzero(~np.isfinite(d) | (np.abs(d) > 1 + 1e-9))
+    if bad.size:
+        raise ValueError(f"doc {bad[0]}: base {bd[bad[0]]} and cand {cd[bad[0]]} differ by more than the metric's "
+                         f"scale {scale:g}; the sequential gate needs per-document values in [0, scale]")
     sizes = [s for s in design.sizes if s <= d.size]
     if not sizes:
         raise ValueError(f"{d.size} documents scored: fewer than the first look's {design.sizes[0]}")
-    cb, cc = np.cumsum(d > 0), np.cumsum(d < 0)
-    counts = np.array([[cb[s - 1], cc[s - 1]] for s in sizes])[None]
+    cum = np.cumsum(np.stack([d, d**2, d > 0, d <= -1 + 1e-9], axis=1), axis=0)
+    seen_sums = cum[np.asarray(sizes) - 1]
     full = design.sizes
-    stops = decide(np.concatenate([counts, np.zeros((1, len(full) - len(sizes), 2))], axis=1), design, full,
-                   min_fail_drop)
+    padded = np.concatenate([seen_sums, np.repeat(seen_sums[-1:], len(full) - len(sizes), axis=0)])
+    stops = decide_sums(padded[None], design, full, min_fail_drop)
     k = int(stops.look[0])
-    cf, cp = design.fail_bounds(), design.pass_bounds()
-    seen = [Look(i + 1, s, int(b), int(c), float(z_fail(b, c)), float(cf[i]),
-                 float(z_pass(b, c, s, design.margin)), float(cp[i]))
-            for i, (s, (b, c)) in enumerate(zip(sizes, counts[0]))]
-    if k > len(sizes):
+    if k > len(sizes) or (k == len(sizes) and len(sizes) < len(full) and not stops.early[0]):
         raise ValueError(f"no decision after {d.size} of {design.n} documents; score on to look {len(sizes) + 1}")
+    cf, cp = design.fail_bounds(), design.pass_bounds()
+    seen = [Look(i + 1, s, float(row[0]), float(row[1]), float(z_fail(row[0], row[1])), float(cf[i]),
+                 float(z_pass(row[0], row[1], s, design.margin)), float(cp[i]))
+            for i, (s, row) in enumerate(zip(sizes, seen_sums))]
     last = seen[k - 1]
     decision = str(stops.decision[0])
     if decision == "fail":
-        reason = (f"drop {100 * (last.b - last.c) / last.scored:.2f} pt: z {last.z_fail:.2f} >= bound "
+        reason = (f"drop {100 * last.sum_d / last.scored:.2f} pt: z {last.z_fail:.2f} >= bound "
                   f"{last.fail_bound:.2f} at look {k}/{len(full)}")
     elif k < len(full):
         reason = (f"not worse by {100 * design.margin:.2f} pt: z {last.z_pass:.2f} >= bound {last.pass_bound:.2f} "
