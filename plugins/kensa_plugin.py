@@ -82,6 +82,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
                     help="compare against a baseline measured with another backend, dtype, device or "
                          "torch/transformers minor version instead of failing as incomparable")
+    group.addoption("--gate-sequential", action="store_true", dest="kensa_gate_sequential",
+                    help="score each task in looks (every 10%% of its docs) and stop once the gate has decided: "
+                         "fail, or not worse by more than a margin (docs/sequential-gate.md); off by default")
+    group.addoption("--gate-margin", dest="kensa_gate_margin", metavar="METRIC=VALUE,...",
+                    help="with --gate-sequential: the PASS margin per metric in its units (default: the task's MDE)")
     group.addoption("--qa-model", dest="kensa_qa_model", metavar="NAME",
                     help="the model that answers generated questions in the answerability round trip (suites/qa); "
                          "default: the evaluated model itself")
@@ -108,7 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
             results_dir=opt.kensa_results_dir, tasks=all_tasks(), fewshot_pool=opt.kensa_fewshot_pool,
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
-                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base),
+                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base,
+                      sequential=opt.kensa_gate_sequential, margins=opt.kensa_gate_margin),
             response_cache=opt.kensa_response_cache, backend=opt.kensa_backend,
             qa_model=opt.kensa_qa_model, qa_model_args=opt.kensa_qa_model_args,
         )
@@ -293,7 +299,13 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
         before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
         qa_lm = request.getfixturevalue("kensa_qa_model") if getattr(variant.task, "roundtrip", None) else None
-        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm)
+        gate = request.node.funcargs.get("kensa_gate")  # --gate-sequential: the gate may end the task at a look
+        stop = gate.early_stop() if gate is not None else None
+        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm,
+                                  stop=stop, looks=stop.sizes if stop is not None else ())
+        if stop is not None:
+            stop.finish(result)
+            result.data["sequential"] = stop.report()
         progress.finish()
         # Provenance: how many of this task's answers the model computed and how many the cache served.
         result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],

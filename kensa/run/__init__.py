@@ -6,6 +6,7 @@ The loops know the backend only through :mod:`kensa.backends.contract`; the resp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kensa.backends.contract import Progress
@@ -17,9 +18,12 @@ from kensa.tasks.base import TaskVariant
 
 
 def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Split | None, k: int,
-                     limit: float | None = None, progress: Progress | None = None, qa_lm: Any = None) -> TaskRun:
+                     limit: float | None = None, progress: Progress | None = None, qa_lm: Any = None,
+                     stop: Callable[[TaskRun], bool] | None = None, looks: Sequence[int] = ()) -> TaskRun:
     """Score one task variant, whatever its kind (``qa_lm``: the model that answers round-trip questions,
-    default the evaluated one)."""
+    default the evaluated one). ``stop`` and ``looks``: score in looks (cumulative doc counts of the shuffled
+    order) and end the task after the first look at which ``stop(run so far)`` is True (the sequential gate)."""
     if variant.task.kind == "generation":
-        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm)
-    return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)
+        return evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm, stop=stop,
+                                   looks=looks)
+    return evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress, stop=stop, looks=looks)
