@@ -63,7 +63,8 @@ def update_command(config: pytest.Config) -> str:
 
 def _settings(config: pytest.Config) -> GateSettings:
     rc = config.stash[CONFIG_KEY]
-    return GateSettings(alpha=rc.gate.alpha, family_size=config.stash.get(FAMILY_KEY, 0),
+    pooled = len(rc.models) if rc.gate.pooled else 0  # one pooled row per model joins the family
+    return GateSettings(alpha=rc.gate.alpha, family_size=config.stash.get(FAMILY_KEY, 0) + pooled,
                         accept_env_change=rc.gate.accept_env_change, update_command=update_command(config))
 
 
@@ -225,6 +226,11 @@ class GateSession:
                 self._update()
             elif gate.enabled:
                 family = max((s.get("family_size", 0) for s in self.summaries), default=0)
+                if gate.pooled:
+                    from kensa.gate.pooled import pooled_rows
+
+                    self.rows += pooled_rows(self.rows)
+                    family += len(self.config.stash[CONFIG_KEY].models)
                 self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
                                      family)
                 late = sorted({f"{r.model} {r.task_id}" for r in self.rows

@@ -181,3 +181,22 @@ def test_pooled_row_catches_a_uniform_drop_per_task_holm_misses_at_the_same_fals
     assert _accept(null_tasks * sessions, sessions, gate_sim.ALPHA)
     tasks, both = rates(0.005)
     assert both >= tasks + 0.10  # measured 50 % against 34 % at 10,000 sessions
+
+
+def test_pooled_row_joins_holm_and_fails_a_uniform_drop_no_task_fails_alone():
+    from kensa.gate.verdicts import Check, finalize
+
+    rows = []
+    for i in range(8):  # each task: 1,000 docs, b = 60, c = 40 (a 2-point drop, one-sided p ~ 0.03 each)
+        p = float(stats.binom.sf(59, 100, 0.5))
+        rows.append(Check("m", "base", f"task{i}", "acc", "pass", n=1000, drop=0.02, delta=-0.02, method="mcnemar-exact",
+                          p=p, abs_floor=0.001, hard_limit=0.05, details={"b": 60, "c": 40}))
+        rows.append(Check("m", "base", f"task{i}", "acc_norm", "pass", n=1000, drop=0.0, delta=0.0,
+                          method="mcnemar-exact", p=0.5, abs_floor=0.001, hard_limit=0.05, details={"b": 1, "c": 1}))
+    extra = pooled.pooled_rows(rows)
+    assert len(extra) == 1 and extra[0].task_id == pooled.POOLED_TASK
+    assert extra[0].details["z"] == pytest.approx(8 * 20 / math.sqrt(100) * math.sqrt(1000) / math.sqrt(8000))
+    final = finalize(rows + extra, 0.05, len(rows) + 1)
+    assert not any(r.failed for r in final[:-1])  # no task fails alone under Holm over 17 rows
+    assert final[-1].status == "fail" and final[-1].p_holm <= 0.05
+    assert pooled.pooled_rows(rows[:2]) == []  # one task: nothing to pool

@@ -40,6 +40,8 @@ class GateOptions:
     sequential: bool = False
     """``--gate-sequential``: score each task in looks and stop when the gate has decided (docs/sequential-gate.md);
     never while updating thresholds, which need every document."""
+    pooled: bool = False
+    """``--gate-pooled``: one more row per model, the pooled test of a uniform drop across its tasks, in Holm's family."""
     margins: tuple[tuple[str, float], ...] = ()
     """``--gate-margin``: the sequential PASS margin per metric, in the metric's units (default: the task's MDE)."""
 
@@ -213,7 +215,7 @@ def default_baseline(model: ModelSpec) -> str:
 
 def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: str, directory: str, update: bool,
                allow_lower: bool, alpha: str | float, accept_env_change: bool, base: str = "auto",
-               sequential: bool = False, margins: str | None = None) -> GateOptions:
+               sequential: bool = False, margins: str | None = None, pooled: bool = False) -> GateOptions:
     if mode not in ("on", "off"):
         raise OptionError("--gate", f"{mode!r}: expected on or off")
     if mode == "off" and update:
@@ -252,7 +254,8 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
         raise OptionError("--gate-margin", str(exc)) from None
     return GateOptions(mode=mode, baselines=tuple(names), directory=Path(os.path.expanduser(directory)),
                        update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change,
-                       base=base, sequential=sequential and not update, margins=tuple(parsed.items()))
+                       base=base, sequential=sequential and not update, margins=tuple(parsed.items()),
+                       pooled=pooled)
 
 
 RESPONSE_CACHE_NAME = "responses.sqlite"
@@ -302,7 +305,8 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
                         directory=gate.get("directory", "thresholds"), update=gate.get("update", False),
                         allow_lower=gate.get("allow_lower", False), alpha=gate.get("alpha", 0.05),
                         accept_env_change=gate.get("accept_env_change", False), base=gate.get("base") or "auto",
-                        sequential=gate.get("sequential", False), margins=gate.get("margins")),
+                        sequential=gate.get("sequential", False), margins=gate.get("margins"),
+                        pooled=gate.get("pooled", False)),
         prompt_versions=parse_prompt_versions(prompt_version, versions),
         num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
         limit=parse_limit(limit),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -105,3 +106,26 @@ def minimum_uniform_drop(n: Sequence[int], discordance: Sequence[float], alpha: 
     # E z_h = delta * sqrt(N_h / psi_h); Z's mean is sum(sqrt(N_h) * E z_h) / sqrt(sum N_h).
     slope = float(np.sum(nn / np.sqrt(psi)) / math.sqrt(nn.sum()))
     return (stats.norm.isf(alpha) + stats.norm.isf(1 - power)) / slope
+
+
+def pooled_rows(checks: Sequence[Any]) -> list[Any]:
+    """One row per model: the pooled test over each task's first McNemar-tested metric (``kensa.gate.Check`` rows;
+    the row then joins the session's Holm family). No row for a model with fewer than two such tasks."""
+    from kensa.gate.verdicts import Check
+
+    out = []
+    for model in dict.fromkeys(c.model for c in checks):
+        first: dict[str, Any] = {}
+        for c in checks:
+            if c.model == model and c.method == "mcnemar-exact" and c.task_id not in first and c.n:
+                first[c.task_id] = c
+        if len(first) < 2:
+            continue
+        rows = [first[t] for t in sorted(first)]
+        t = stouffer([r.details["b"] for r in rows], [r.details["c"] for r in rows], [r.n for r in rows])
+        tasks = ", ".join(f"{r.task_id} {r.metric}" for r in rows)
+        out.append(Check(model, rows[0].baseline, POOLED_TASK, POOLED_METRIC, "pass",
+                         f"weighted Stouffer (weights sqrt(n)) over {len(rows)} tasks: {tasks}; z {t.z:.2f}",
+                         n=t.n, drop=t.drop, delta=-t.drop, method=METHOD, p=t.p, abs_floor=0.0,
+                         hard_limit=math.inf, details={"z": t.z, "tasks": len(rows)}))
+    return out
