@@ -43,3 +43,12 @@ def test_looks_are_prefixes_of_the_full_run_and_stop_ends_the_task(name):
     stopped = evaluate_variant(variant, FakeLM(), eval_split, pool, k, stop=lambda run: run.n >= sizes[2],
                                looks=sizes)
     assert stopped.n == sizes[2] and _strip(stopped.samples) == _strip(full.samples[: sizes[2]])
+
+
+def test_the_latency_gate_pairs_a_stopped_task_with_the_same_prefix_of_the_baseline():
+    from tests.test_quiz_latency import gate
+
+    base = [0.1] * 10 + [5.0] * 10  # slow questions late in the order: a prefix must not be compared with them
+    assert gate(base, [0.1] * 10).status == "pass"
+    assert gate(base, [0.3] * 10).status == "fail"
+    assert gate([0.1] * 5, [0.1] * 6).status == "missing"  # a run longer than the baseline is not a prefix
