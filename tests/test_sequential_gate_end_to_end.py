@@ -70,3 +70,29 @@ def test_margins_are_checked_by_name_and_value():
         parse_margins("acc=-1")
     with pytest.raises(KeyError, match="nosuch"):
         parse_margins("nosuch=1")
+
+
+@pytest.mark.parametrize(("gate", "message"), [
+    (dict(mode="off", sequential=True), "--gate-sequential: cannot be combined with --gate off"),
+    (dict(margins="acc=0.02"), "--gate-margin: only means something with --gate-sequential"),
+    (dict(sequential=True, margins="acc=x"), "--gate-margin: 'acc=x': expected METRIC=VALUE"),
+])
+def test_bad_sequential_options_name_the_option_and_value(gate, message):
+    from kensa.cli.options import OptionError, build_run_config
+    from kensa.tasks import all_tasks
+
+    with pytest.raises(OptionError) as exc:
+        build_run_config(models=["tiny"], model_args=[], prompt_version=None, num_fewshot=None, limit=None,
+                         device="cpu", data_dir=None, data_from_hub=False, results_dir="r", tasks=all_tasks(),
+                         gate=gate)
+    assert message in str(exc.value)
+
+
+def test_a_thresholds_update_always_runs_in_full():
+    from kensa.cli.options import parse_gate, parse_models
+
+    models = parse_models(["tiny"], [])
+    assert parse_gate(models, baselines=(), mode="on", directory="t", update=False, allow_lower=False, alpha=0.05,
+                      accept_env_change=False, base="none", sequential=True).sequential
+    assert not parse_gate(models, baselines=(), mode="on", directory="t", update=True, allow_lower=False, alpha=0.05,
+                          accept_env_change=False, base="none", sequential=True).sequential
