@@ -189,8 +189,8 @@ def test_pooled_row_joins_holm_and_fails_a_uniform_drop_no_task_fails_alone():
     rows = []
     for i in range(8):  # each task: 1,000 docs, b = 60, c = 40 (a 2-point drop, one-sided p ~ 0.03 each)
         p = float(stats.binom.sf(59, 100, 0.5))
-        rows.append(Check("m", "base", f"task{i}", "acc", "pass", n=1000, drop=0.02, delta=-0.02, method="mcnemar-exact",
-                          p=p, abs_floor=0.001, hard_limit=0.05, details={"b": 60, "c": 40}))
+        rows.append(Check("m", "base", f"task{i}", "acc", "pass", n=1000, drop=0.02, delta=-0.02,
+                          method="mcnemar-exact", p=p, abs_floor=0.001, hard_limit=0.05, details={"b": 60, "c": 40}))
         rows.append(Check("m", "base", f"task{i}", "acc_norm", "pass", n=1000, drop=0.0, delta=0.0,
                           method="mcnemar-exact", p=0.5, abs_floor=0.001, hard_limit=0.05, details={"b": 1, "c": 1}))
     extra = pooled.pooled_rows(rows)

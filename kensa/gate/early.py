@@ -5,7 +5,8 @@ look it pairs the run so far with the baseline's stored items (the same document
 and applies :func:`kensa.gate.sequential.run_task` to every gated metric with per-document values (0/1 or graded).
 The task stops at the first look where a metric FAILs, or where every gated metric has PASSed. Corpus metrics
 (Pearson r, MCC, BLEU) are not sums over documents: a task that gates one runs in full, its other metrics decided
-sequentially and the corpus metric by the fixed test. :meth:`EarlyStop.rows` gives the gate's rows.
+sequentially and the corpus metric by the fixed test. A task whose documents share contexts (clusters: JSQuAD's
+paragraphs) runs in full on the fixed, cluster-aware test. :meth:`EarlyStop.rows` gives the gate's rows.
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ class EarlyStop:
             raise ValueError(f"the baseline's stored items are not this run's documents at doc {first} "
                              f"({self.base_items.keys[first]!r} vs {keys[first]!r})")
         self.scored = run.n
+        if run.clusters is not None and self.metrics:
+            # Documents that share a context (JSQuAD's paragraphs) are not independent: the per-document variance
+            # would understate the noise and spend more than alpha. Such a task runs in full on the fixed,
+            # cluster-aware test.
+            self.full += [m.name for m in self.metrics]
+            self.metrics = []
+            return False
         items = run.items([m.name for m in self.metrics])["values"]
         for metric in self.metrics:
             if metric.name not in self.results:
