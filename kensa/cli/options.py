@@ -246,10 +246,12 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
         raise OptionError("--gate-sequential", "cannot be combined with --gate off (it stops on the gate's decision)")
     if margins and not sequential:
         raise OptionError("--gate-margin", "only means something with --gate-sequential")
+    parsed: dict[str, float] = {}
     try:
-        from kensa.gate.early import parse_margins  # numpy and scipy: only when margins are given
+        if margins:
+            from kensa.gate.early import parse_margins  # numpy and scipy: only when margins are given
 
-        parsed = parse_margins(margins) if margins else {}
+            parsed = parse_margins(margins)
     except (ValueError, KeyError) as exc:
         raise OptionError("--gate-margin", str(exc)) from None
     return GateOptions(mode=mode, baselines=tuple(names), directory=Path(os.path.expanduser(directory)),
