@@ -43,7 +43,8 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
     from kensa.report.results import write_samples
     from kensa.run import evaluate_variant
 
-    def run(variant, lm):
+    def run(variant, lm, stop=None):
+        """``stop``: the sequential gate's stop rule (``kensa_gate.early_stop()``), or None to score in full."""
         try:
             eval_split, pool = kensa_datasets(variant.task)
         except KensaError as exc:
@@ -52,7 +53,11 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
         progress = ProgressLine(request.config, f"{lm.name} {variant.task_id}")
         before = (getattr(lm, "computed", 0), getattr(lm, "from_cache", 0))
         qa_lm = request.getfixturevalue("kensa_qa_model") if getattr(variant.task, "roundtrip", None) else None
-        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm)
+        result = evaluate_variant(variant, lm, eval_split, pool, k, kensa_config.limit, progress, qa_lm=qa_lm,
+                                  stop=stop, looks=stop.sizes if stop is not None else ())
+        if stop is not None:
+            stop.finish(result)
+            result.data["sequential"] = stop.report()
         progress.finish()
         # Provenance: how many of this task's answers the model computed and how many the cache served.
         result.data["responses"] = {"computed": getattr(lm, "computed", 0) - before[0],
@@ -91,7 +96,7 @@ def kensa_check(request: pytest.FixtureRequest, kensa_data_present, kensa_model,
         eval_split, _ = kensa_datasets(variant.task)
         hook.pytest_kensa_before_run(request=request, suite=suite, variant=variant, lm=kensa_model,
                                      eval_split=eval_split)
-        run, summary = kensa_evaluate(variant, kensa_model)
+        run, summary = kensa_evaluate(variant, kensa_model, stop=kensa_gate.early_stop())
         problems = integrity_problems(run, resolve_limit(kensa_config.limit, len(eval_split.rows)))
         assert not problems, "\n".join(problems)
         hook.pytest_kensa_after_run(request=request, suite=suite, variant=variant, lm=kensa_model, run=run)

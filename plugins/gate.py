@@ -63,7 +63,8 @@ def update_command(config: pytest.Config) -> str:
 
 def _settings(config: pytest.Config) -> GateSettings:
     rc = config.stash[CONFIG_KEY]
-    return GateSettings(alpha=rc.gate.alpha, family_size=config.stash.get(FAMILY_KEY, 0),
+    pooled = len(rc.models) if rc.gate.pooled else 0  # one pooled row per model joins the family
+    return GateSettings(alpha=rc.gate.alpha, family_size=config.stash.get(FAMILY_KEY, 0) + pooled,
                         accept_env_change=rc.gate.accept_env_change, update_command=update_command(config))
 
 
@@ -86,6 +87,8 @@ class TestGate:
         self.variant = variant
         self.entry = None
         self.active = self.rc.gate.enabled and not self.rc.gate.update
+        self.planned: RunRecord | None = None
+        self.early: Any = None  # kensa.gate.early.EarlyStop under --gate-sequential
         if self.active:
             self._precheck(datasets)
 
@@ -107,10 +110,28 @@ class TestGate:
             fewshot_sha256=pool.sha256 if pool is not None else None, kind=task.kind, metrics={},
             gated=tuple(task.metrics), items=Items([], {}), environment=environment(self.lm.info),
             identity=self.lm.info.get("identity", {}))
+        self.planned = record
         self.entry, rows = precheck(_store(self.config), record, _settings(self.config))
         if rows:
             self._send(rows)
             pytest.fail(f"kensa gate: {rows[0].message}", pytrace=False)
+
+    def early_stop(self) -> Any:
+        """Under --gate-sequential: the stop rule the run loop calls after each look, or None (score in full)."""
+        if not (self.active and self.rc.gate.sequential and self.entry is not None and self.planned is not None):
+            return None
+        from kensa.gate.early import EarlyStop
+
+        store = _store(self.config)
+        try:
+            items = store.items(store.get(self.planned.baseline), self.entry)
+        except ThresholdsError:
+            return None  # check() reports the error after a full run
+        if items is None:
+            return None
+        self.early = EarlyStop(self.entry, items, self.planned, _settings(self.config),
+                               margins=dict(self.rc.gate.margins))
+        return self.early if self.early.active else None
 
     def check(self, run: Any, summary: dict[str, Any]) -> None:
         """Compare the scored run (its samples, and the summary ``kensa_evaluate`` made of it) with its entry;
@@ -126,7 +147,12 @@ class TestGate:
             rows = [Check(record.model, record.baseline, record.task_id, m, "error", str(exc)) for m in record.gated]
             self._send(rows)
             pytest.fail(f"kensa gate: {exc}", pytrace=False)
-        rows = compare(self.entry, items, record, _settings(self.config), th.path)
+        if self.early is not None and self.early.active:
+            fixed = [] if self.early.stopped_early else compare(self.entry, items, record, _settings(self.config),
+                                                                th.path)
+            rows = self.early.rows(record, fixed)
+        else:
+            rows = compare(self.entry, items, record, _settings(self.config), th.path)
         if items is not None:
             from kensa.report.results import write_samples
 
@@ -200,6 +226,11 @@ class GateSession:
                 self._update()
             elif gate.enabled:
                 family = max((s.get("family_size", 0) for s in self.summaries), default=0)
+                if gate.pooled:
+                    from kensa.gate.pooled import pooled_rows
+
+                    self.rows += pooled_rows(self.rows)
+                    family += len(self.config.stash[CONFIG_KEY].models)
                 self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
                                      family)
                 late = sorted({f"{r.model} {r.task_id}" for r in self.rows

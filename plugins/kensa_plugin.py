@@ -98,6 +98,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accept-env-change", action="store_true", dest="kensa_accept_env_change",
                     help="compare against a baseline measured with another backend, dtype, device or "
                          "torch/transformers minor version instead of failing as incomparable")
+    group.addoption("--gate-sequential", action="store_true", dest="kensa_gate_sequential",
+                    help="score each task in looks (every 10%% of its docs) and stop once the gate has decided: "
+                         "fail, or not worse by more than a margin (docs/sequential-gate.md); off by default")
+    group.addoption("--gate-margin", dest="kensa_gate_margin", metavar="METRIC=VALUE,...",
+                    help="with --gate-sequential: the PASS margin per metric in its units (default: the task's MDE)")
+    group.addoption("--gate-pooled", action="store_true", dest="kensa_gate_pooled",
+                    help="add one row per model: a pooled test of a uniform drop across its tasks, in Holm's family")
     group.addoption("--qa-model", dest="kensa_qa_model", metavar="NAME",
                     help="the model that answers generated questions in the answerability round trip (suites/qa); "
                          "default: the evaluated model itself")
@@ -124,7 +131,9 @@ def pytest_configure(config: pytest.Config) -> None:
             results_dir=opt.kensa_results_dir, tasks=all_tasks(), fewshot_pool=opt.kensa_fewshot_pool,
             gate=dict(baselines=opt.kensa_baselines, mode=opt.kensa_gate, directory=opt.kensa_thresholds_dir,
                       update=opt.kensa_thresholds_update, allow_lower=opt.kensa_allow_lower, alpha=opt.kensa_alpha,
-                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base),
+                      accept_env_change=opt.kensa_accept_env_change, base=opt.kensa_thresholds_base,
+                      sequential=opt.kensa_gate_sequential, margins=opt.kensa_gate_margin,
+                      pooled=opt.kensa_gate_pooled),
             response_cache=opt.kensa_response_cache, backend=opt.kensa_backend,
             qa_model=opt.kensa_qa_model, qa_model_args=opt.kensa_qa_model_args,
         )

@@ -74,11 +74,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from kensa.report.results import (
         averages,
         gate_headline,
-        gate_markdown,
         harness_results,
         write_results,
         write_summary,
     )
+    from kensa.report.summary_md import summary_markdown
 
     gate_session = config.stash[SESSION_KEY]
     rc = config.stash[CONFIG_KEY]
@@ -120,7 +120,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                                   partial=partial)
             written.append(write_results(rc.results_dir / slug / "results.json", doc))
         written.append(write_summary(rc.results_dir / "summary.md",
-                                     gate_markdown(rows, headline, average_lines + notes, pairs)))
+                                     summary_markdown(rows, headline, average_lines + notes, pairs)))
     except WriteError as exc:
         notes.append(f"kensa: {exc}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -15,6 +15,8 @@ environment each baseline in ``thresholds/`` was measured in (see :mod:`kensa.cl
 (see :mod:`kensa.cli.init`). ``python -m kensa --version`` prints kensa's version.
 ``python -m kensa harness --model hf-causal --model_args pretrained=X --tasks ... --output_path P``
 runs the suite from the jp-stable harness's own command line (see :mod:`kensa.cli.harness`).
+``python -m kensa trend DIR... [--out trend.md] [--plot trend.png]`` shows every gated metric across a series
+of results folders (see :mod:`kensa.report.trend`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ def _doctor(args: argparse.Namespace) -> int:
     from kensa.cli.doctor import run
 
     return run(args)
+
+
+def _trend(args: argparse.Namespace) -> int:
+    from kensa.errors import KensaError
+    from kensa.report.trend import run
+
+    try:
+        text = run(args.dirs, args.out, args.plot, args.order)
+    except KensaError as exc:
+        print(f"kensa trend: {exc}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,5 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], help="the device class a run would use (default: cuda if "
                                                             "torch sees one, else cpu)")
     p.set_defaults(func=_doctor)
+    p = sub.add_parser("trend", help="every gated metric across results folders (releases of a model line)")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="results folders (or model folders with results.json)")
+    p.add_argument("--out", help="also write the Markdown table here")
+    p.add_argument("--plot", help="write a PNG: one panel per suite, a line per task, the baseline's MDE as a band")
+    p.add_argument("--order", choices=["given", "date"], default="given",
+                   help="release order: as given (default), or by the model's recorded date (else the file's time)")
+    p.set_defaults(func=_trend)
     args = parser.parse_args(argv)
     return args.func(args)

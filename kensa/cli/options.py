@@ -38,6 +38,13 @@ class GateOptions:
     base: str = "auto"
     """The git ref thresholds are compared with for hand-lowered values (``auto``: the merge base with
     the default branch; ``none``: no comparison)."""
+    sequential: bool = False
+    """``--gate-sequential``: score each task in looks and stop when the gate has decided (docs/sequential-gate.md);
+    never while updating thresholds, which need every document."""
+    pooled: bool = False
+    """``--gate-pooled``: one more row per model, the pooled test of a uniform drop across its tasks, in Holm's family."""
+    margins: tuple[tuple[str, float], ...] = ()
+    """``--gate-margin``: the sequential PASS margin per metric, in the metric's units (default: the task's MDE)."""
 
     @property
     def enabled(self) -> bool:
@@ -75,7 +82,8 @@ class RunConfig:
             "device": self.device,
             "data": self.data.describe(),
             "results_dir": str(self.results_dir),
-            "gate": self.gate.mode + (" (updating thresholds)" if self.gate.update else ""),
+            "gate": self.gate.mode + (" (updating thresholds)" if self.gate.update else "")
+            + (" (sequential)" if self.gate.sequential else ""),
             "baselines": list(self.gate.baselines),
             "alpha": self.gate.alpha,
             "response_cache": str(self.response_cache) if self.response_cache is not None else "off",
@@ -207,7 +215,8 @@ def default_baseline(model: ModelSpec) -> str:
 
 
 def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: str, directory: str, update: bool,
-               allow_lower: bool, alpha: str | float, accept_env_change: bool, base: str = "auto") -> GateOptions:
+               allow_lower: bool, alpha: str | float, accept_env_change: bool, base: str = "auto",
+               sequential: bool = False, margins: str | None = None, pooled: bool = False) -> GateOptions:
     if mode not in ("on", "off"):
         raise OptionError("--gate", f"{mode!r}: expected on or off")
     if mode == "off" and update:
@@ -234,9 +243,22 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
         base = check_ref(base)
     except ValueError as exc:
         raise OptionError("--thresholds-base", str(exc)) from None
+    if sequential and mode == "off":
+        raise OptionError("--gate-sequential", "cannot be combined with --gate off (it stops on the gate's decision)")
+    if margins and not sequential:
+        raise OptionError("--gate-margin", "only means something with --gate-sequential")
+    parsed: dict[str, float] = {}
+    try:
+        if margins:
+            from kensa.gate.early import parse_margins  # numpy and scipy: only when margins are given
+
+            parsed = parse_margins(margins)
+    except (ValueError, KeyError) as exc:
+        raise OptionError("--gate-margin", str(exc)) from None
     return GateOptions(mode=mode, baselines=tuple(names), directory=Path(os.path.expanduser(directory)),
                        update=update, allow_lower=allow_lower, alpha=value, accept_env_change=accept_env_change,
-                       base=base)
+                       base=base, sequential=sequential and not update, margins=tuple(parsed.items()),
+                       pooled=pooled)
 
 
 RESPONSE_CACHE_NAME = "responses.sqlite"
@@ -285,7 +307,9 @@ def build_run_config(*, models: Sequence[str], model_args: Sequence[str], prompt
         gate=parse_gate(specs, baselines=gate.get("baselines", ()), mode=gate.get("mode", "on"),
                         directory=gate.get("directory", "thresholds"), update=gate.get("update", False),
                         allow_lower=gate.get("allow_lower", False), alpha=gate.get("alpha", 0.05),
-                        accept_env_change=gate.get("accept_env_change", False), base=gate.get("base") or "auto"),
+                        accept_env_change=gate.get("accept_env_change", False), base=gate.get("base") or "auto",
+                        sequential=gate.get("sequential", False), margins=gate.get("margins"),
+                        pooled=gate.get("pooled", False)),
         prompt_versions=parse_prompt_versions(prompt_version, versions),
         num_fewshot=parse_num_fewshot(num_fewshot, [t.name for t in tasks]),
         limit=parse_limit(limit),

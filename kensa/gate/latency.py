@@ -155,6 +155,8 @@ def compare_latency(*, model: str, task_id: str, base_seconds: Sequence[float | 
     if cached:
         return LatencyCheck(status="untimed", message=f"{cached} of {len(run_seconds)} answers came from the response "
                             "cache and have no model time: rerun with --response-cache off", **common)
+    # A run shorter than the baseline is a prefix of the same order (the sequential gate stopped the task early).
+    base_seconds = None if base_seconds is None else list(base_seconds)[: len(run_seconds)]
     if base_seconds is None or any(t is None for t in base_seconds) or len(base_seconds) != len(run_seconds):
         return LatencyCheck(status="missing", message=f"the baseline entry has no per-question times for every "
                             f"question; re-baseline with `{fix}` (and --response-cache off)", **common)

@@ -8,6 +8,7 @@ committed chunks. The loops know a backend only through :class:`kensa.backends.c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kensa.backends.contract import Progress
@@ -20,12 +21,15 @@ from kensa.tasks.base import TaskVariant
 
 
 def evaluate_variant(variant: TaskVariant, lm: Any, eval_split: Split, pool: Split | None, k: int,
-                     limit: float | None = None, progress: Progress | None = None, qa_lm: Any = None) -> TaskRun:
+                     limit: float | None = None, progress: Progress | None = None, qa_lm: Any = None,
+                     stop: Callable[[TaskRun], bool] | None = None, looks: Sequence[int] = ()) -> TaskRun:
     """Score one task variant, whatever its kind (``qa_lm``: the model that answers round-trip questions,
-    default the evaluated one)."""
+    default the evaluated one). ``stop`` and ``looks``: score in looks (cumulative doc counts of the shuffled
+    order) and end the task after the first look at which ``stop(run so far)`` is True (the sequential gate)."""
     if variant.task.kind == "generation":
-        run = evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm)
+        run = evaluate_generation(variant, lm, eval_split, pool, k, limit, progress, qa_lm=qa_lm, stop=stop,
+                                  looks=looks)
     else:
-        run = evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress)
+        run = evaluate_multiple_choice(variant, lm, eval_split, pool, k, limit, progress, stop=stop, looks=looks)
     record_coverage(variant, lm, eval_split, pool, k, limit, run.data)  # a trained tiny model's unseen prompts
     return run

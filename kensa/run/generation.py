@@ -12,6 +12,7 @@ model, or ``qa_lm``) answer every generated question from the same context.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kensa.backends.bad_words import count_violations
@@ -29,17 +30,47 @@ ALWAYS_REPORTED = ("unterminated",)
 
 def evaluate_generation(variant: TaskVariant, lm: Backend, eval_split: Split, pool: Split | None, k: int,
                         limit: float | None = None, progress: Progress | None = None,
-                        qa_lm: Backend | None = None) -> TaskRun:
+                        qa_lm: Backend | None = None, stop: Callable[[TaskRun], bool] | None = None,
+                        looks: Sequence[int] = ()) -> TaskRun:
+    """Generate for every doc; with ``stop`` and ``looks`` (cumulative doc counts), in looks: after each, ``stop``
+    sees the run so far (a prefix of the shuffled order) and returning True ends the task there."""
     start = time.perf_counter()
     task = variant.task
     assert isinstance(task, GenerationTask)
     docs = prepare_generation(variant, eval_split, pool, k, limit, lm)
-    requests = [GenerationRequest(d.prompt, d.until, d.max_new_tokens) for d in docs]
-    generations = lm.generate_until(requests, progress)
-    if len(generations) != len(requests):
-        raise KensaError(f"{lm.name} returned {len(generations)} generations for {len(requests)} requests")
+    ends = [e for e in looks if 0 < e < len(docs)] + [len(docs)] if stop is not None else [len(docs)]
     bad_words = tuple(lm.bad_words)
     copied = _pool_texts(task, pool)
+    samples: list[dict[str, Any]] = []
+    per_doc: list[dict[str, Any]] = []
+    roundtrip: dict[str, Any] | None = None
+    done = 0
+    for end in ends:
+        chunk = docs[done:end]
+        offset = done
+        look_progress = None if progress is None else (
+            lambda n, _total, offset=offset: progress(offset + n, len(docs)))
+        chunk_samples, chunk_per_doc = _generate(variant, lm, chunk, bad_words, copied, look_progress)
+        if task.roundtrip is not None and chunk:
+            roundtrip = _round_trip(task, chunk, chunk_samples, chunk_per_doc, qa_lm or lm)
+        samples += chunk_samples
+        per_doc += chunk_per_doc
+        done = end
+        run = _task_run(variant, docs[:done], samples, per_doc, eval_split, pool, k, limit, start, bad_words,
+                        roundtrip)
+        if done < len(docs) and stop is not None and stop(run):
+            break
+    return run
+
+
+def _generate(variant: TaskVariant, lm: Backend, docs: list, bad_words: tuple, copied: set[str] | None,
+              progress: Progress | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    task = variant.task
+    assert isinstance(task, GenerationTask)
+    requests = [GenerationRequest(d.prompt, d.until, d.max_new_tokens) for d in docs]
+    generations = lm.generate_until(requests, progress) if requests else []
+    if len(generations) != len(requests):
+        raise KensaError(f"{lm.name} returned {len(generations)} generations for {len(requests)} requests")
     samples, per_doc = [], []
     for d, generated in zip(docs, generations, strict=True):
         text = generated.text
@@ -71,23 +102,31 @@ def evaluate_generation(variant: TaskVariant, lm: Backend, eval_split: Split, po
                       generated_tokens=generated.generated_tokens, stop_reason=generated.stop_reason,
                       batches=None if generated.batch is None else [generated.batch])
         samples.append(sample)
+    return samples, per_doc
+
+
+def _task_run(variant: TaskVariant, docs: list, samples: list, per_doc: list, eval_split: Split,
+              pool: Split | None, k: int, limit: float | None, start: float, bad_words: tuple,
+              roundtrip: dict[str, Any] | None) -> TaskRun:
+    task = variant.task
+    assert isinstance(task, GenerationTask)
     data = {"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None}
     if "bleu" in task.metrics:
         from kensa.metrics.bleu_ja import provenance
 
         data["metrics"] = provenance()
-    if task.roundtrip is not None:
-        data["roundtrip"] = _round_trip(task, docs, samples, per_doc, qa_lm or lm)
+    if roundtrip is not None:
+        data["roundtrip"] = roundtrip
     reported = [m for m in (*task.reported, *ALWAYS_REPORTED, *(("bad_word_violations",) if bad_words else ()))
                 if m not in task.metrics]
     id_field = task.dataset.id_field
     return TaskRun(
         task_id=variant.task_id, task=task.name, version=task.version,
         prompt_version=variant.template.version, num_fewshot=k, n=len(docs),
-        metrics=aggregate(per_doc, (*task.metrics, *dict.fromkeys(reported))), samples=samples,
-        data=data, seconds=time.perf_counter() - start, requests=len(requests), kind=task.kind, limit=limit,
+        metrics=aggregate(per_doc, (*task.metrics, *dict.fromkeys(reported))), samples=list(samples),
+        data=data, seconds=time.perf_counter() - start, requests=len(docs), kind=task.kind, limit=limit,
         item_keys=[d.row.get(id_field, d.doc_id) if id_field else d.doc_id for d in docs],
-        per_doc=per_doc,
+        per_doc=list(per_doc),
         clusters=[task.clusters(d.row) for d in docs] if task.clusters is not None else None,
     )
 

@@ -69,6 +69,11 @@ def integrity_problems(run: TaskRun, expected_docs: int) -> list[str]:
     import math
 
     problems = []
+    early = run.data.get("sequential") or {}
+    if early.get("stopped_early"):  # the sequential gate ended the task at a look: that look's docs are expected
+        if early.get("n") != expected_docs:
+            problems.append(f"{run.task_id}: the sequential gate planned {early.get('n')} docs, expected {expected_docs}")
+        expected_docs = early.get("scored", -1)
     if run.n != expected_docs or len(run.samples) != expected_docs:
         problems.append(f"{run.task_id}: scored {run.n} docs ({len(run.samples)} samples), expected {expected_docs}")
     for s in run.samples:

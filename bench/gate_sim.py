@@ -1,0 +1,184 @@
+"""Simulations of the sequential gate and the pooled cross-task test, on kensa.gate's own code.
+
+Per-document paired outcomes are drawn at the suite's real sizes: each document is "baseline right, candidate
+wrong" (b) with probability (psi + drop) / 2, the reverse (c) with (psi - drop) / 2, concordant otherwise (psi: the
+share of documents the two models disagree on). Counts are drawn per look segment (multinomial), which has the same
+joint law as drawing every document. Accuracy does not enter the paired tests, only psi and the drop.
+
+    python -m bench.gate_sim                    # every table, 10,000 sessions each (minutes on 2 cores)
+    python -m bench.gate_sim --sessions 2000    # quicker, noisier
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from kensa.gate import pooled, sequential
+
+
+@dataclass(frozen=True)
+class SimTask:
+    name: str
+    n: int
+    accuracy: float
+    psi: float  # share of discordant documents between two close releases
+
+
+# Sizes: the validation splits (JSTS 1,457; JCoLA 865 in-domain valid); (accuracy, psi) as in the design note.
+SUITE = (
+    SimTask("JCommonsenseQA", 1119, 0.85, 0.08),
+    SimTask("JNLI", 2434, 0.60, 0.15),
+    SimTask("MARC-ja", 5654, 0.90, 0.05),
+    SimTask("JSQuAD EM", 4442, 0.80, 0.10),
+    SimTask("JSTS (0/1)", 1457, 0.70, 0.12),
+    SimTask("JCoLA", 865, 0.75, 0.12),
+    SimTask("XWinograd", 959, 0.70, 0.10),
+    SimTask("MGSM", 250, 0.50, 0.15),
+)
+ALPHA = 0.05
+
+
+def draw_counts(sessions: int, sizes: Sequence[int], psi: float, drop: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Cumulative (b, c) at each look: shape (sessions, looks, 2)."""
+    pb, pc = (psi + drop) / 2, (psi - drop) / 2
+    if pc < 0 or pb > 1:
+        raise ValueError(f"drop {drop} is impossible at discordance {psi}")
+    seg = np.diff([0, *sizes])
+    inc = np.stack([rng.multinomial(k, [pb, pc, 1 - pb - pc], size=sessions)[:, :2] for k in seg], axis=1)
+    return np.cumsum(inc, axis=1)
+
+
+def design_for(task: SimTask, alpha: float, looks: int = sequential.DEFAULT_LOOKS) -> sequential.Design:
+    """The gate's default design: margin = the full task's MDE at the task's discordance (the design's psi)."""
+    margin = sequential.default_margin(task.n, task.psi, alpha)
+    return sequential.Design(task.n, alpha, margin, looks=looks)
+
+
+def fixed_p(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Exact one-sided McNemar p (today's fixed-sample gate); 1 where there is no discordant pair."""
+    return stats.binom.sf(b - 1, b + c, 0.5)
+
+
+@dataclass
+class TaskRun:
+    fail: np.ndarray  # sequential FAIL per session
+    fixed_fail: np.ndarray  # fixed-sample exact McNemar at the same level
+    share: np.ndarray  # documents scored / N
+    early_pass: np.ndarray
+
+
+def run_task(task: SimTask, design: sequential.Design, sessions: int, drop: float, psi: float,
+             rng: np.random.Generator) -> TaskRun:
+    counts = draw_counts(sessions, design.sizes, psi, drop, rng)
+    stops = sequential.decide(counts, design)
+    b, c = counts[:, -1, 0], counts[:, -1, 1]
+    return TaskRun(stops.decision == "fail", fixed_p(b, c) <= design.alpha, stops.scored / task.n,
+                   (stops.decision == "pass") & stops.early)
+
+
+def per_task_table(sessions: int, seed: int, out: list[str]) -> None:
+    m = len(SUITE)
+    level = ALPHA / m
+    rng = np.random.default_rng(seed)
+    out.append(f"Per task, alpha/{m} = {level:.5f} each, K = {sequential.DEFAULT_LOOKS} looks, {sessions:,} runs "
+               "per cell, seed " + str(seed))
+    out.append("| task | N | psi | margin (pt) | false fails seq / fixed | power at MDE seq / fixed | "
+               "early PASS at margin | docs scored, no change | docs scored, 10 pt worse |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for task in SUITE:
+        design = design_for(task, level)
+        null = run_task(task, design, sessions, 0.0, task.psi, rng)
+        at_mde = run_task(task, design, sessions, design.margin, task.psi, rng)
+        worse = run_task(task, design, sessions, 0.10, task.psi + 0.10, rng)
+        out.append(f"| {task.name} | {task.n:,} | {task.psi:.0%} | {100 * design.margin:.2f} | "
+                   f"{null.fail.mean():.3%} / {null.fixed_fail.mean():.3%} | "
+                   f"{at_mde.fail.mean():.1%} / {at_mde.fixed_fail.mean():.1%} | {at_mde.early_pass.mean():.1%} | "
+                   f"{null.share.mean():.1%} | {worse.share.mean():.1%} |")
+
+
+def session_runs(sessions: int, drop: float, rng: np.random.Generator, alpha_tasks: float) -> dict[str, np.ndarray]:
+    """Every task of SUITE once per session, sequentially and fixed, at a uniform drop."""
+    fails, fixed_p_values, scored, b_full, c_full = [], [], [], [], []
+    for task in SUITE:
+        design = design_for(task, alpha_tasks)
+        counts = draw_counts(sessions, design.sizes, task.psi, drop, rng)
+        stops = sequential.decide(counts, design)
+        fails.append(stops.decision == "fail")
+        scored.append(stops.scored)
+        b_full.append(counts[:, -1, 0])
+        c_full.append(counts[:, -1, 1])
+        fixed_p_values.append(fixed_p(counts[:, -1, 0], counts[:, -1, 1]))
+    return {"seq_fail": np.stack(fails, 1), "scored": np.stack(scored, 1), "p": np.stack(fixed_p_values, 1),
+            "b": np.stack(b_full, 1), "c": np.stack(c_full, 1)}
+
+
+def session_table(sessions: int, seed: int, out: list[str]) -> None:
+    rng = np.random.default_rng(seed)
+    n_total = sum(t.n for t in SUITE)
+    out.append(f"\nEight-task session, alpha = {ALPHA} family-wise, {sessions:,} sessions per column, seed {seed}")
+    out.append("| uniform drop | P(fail) sequential | P(fail) fixed Holm | docs scored, sequential |")
+    out.append("|---|---:|---:|---:|")
+    for drop in (0.0, 0.005, 0.01, 0.02):
+        r = session_runs(sessions, drop, rng, ALPHA / len(SUITE))
+        seq = r["seq_fail"].any(axis=1).mean()
+        holm = pooled.any_rejected(r["p"], ALPHA).mean()
+        share = r["scored"].sum(axis=1).mean() / n_total
+        out.append(f"| {100 * drop:g} pt | {seq:.2%} | {holm:.2%} | {share:.1%} |")
+
+
+def pooled_table(sessions: int, seed: int, out: list[str]) -> None:
+    """Fixed-sample: Holm over the 8 tasks alone, against Holm over the 8 tasks plus the pooled row."""
+    rng = np.random.default_rng(seed)
+    n = np.array([t.n for t in SUITE])
+    out.append(f"\nPooled test, fixed sample, alpha = {ALPHA} family-wise, {sessions:,} sessions per column, "
+               f"seed {seed}; pooled MDE at alpha/{len(SUITE) + 1}: "
+               f"{100 * pooled.minimum_uniform_drop(n, [t.psi for t in SUITE], ALPHA / (len(SUITE) + 1)):.2f} pt")
+    out.append("| true change | Holm, 8 tasks | Holm, 8 tasks + pooled Stouffer | pooled row alone rejects |")
+    out.append("|---|---:|---:|---:|")
+    cases: list[tuple[str, np.ndarray]] = [(f"uniform {x:g} pt", np.full(len(SUITE), x / 100))
+                                           for x in (0, 0.25, 0.5, 0.75, 1)]
+    cases.append(("JCommonsenseQA only, 4 pt", np.array([0.04] + [0.0] * (len(SUITE) - 1))))
+    cases.append(("MGSM only, 10 pt", np.array([0.0] * (len(SUITE) - 1) + [0.10])))
+    for label, drops in cases:
+        b = np.empty((sessions, len(SUITE)))
+        c = np.empty_like(b)
+        for h, (task, d) in enumerate(zip(SUITE, drops)):
+            psi = task.psi + max(d - task.psi, 0.0)
+            counts = draw_counts(sessions, [task.n], psi, d, rng)
+            b[:, h], c[:, h] = counts[:, 0, 0], counts[:, 0, 1]
+        p_tasks = fixed_p(b, c)
+        p_pool = stats.norm.sf(pooled.stouffer_z(b, c, np.broadcast_to(n, b.shape)))
+        with_pool = pooled.holm_reject(np.column_stack([p_tasks, p_pool]), ALPHA)
+        out.append(f"| {label} | {pooled.any_rejected(p_tasks, ALPHA).mean():.2%} | {with_pool.any(axis=1).mean():.2%}"
+                   f" | {with_pool[:, -1].mean():.2%} |")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=20261206)
+    ap.add_argument("--only", choices=("tasks", "session", "pooled"), default=None)
+    args = ap.parse_args(argv)
+    out: list[str] = []
+    start = time.perf_counter()
+    if args.only in (None, "tasks"):
+        per_task_table(args.sessions, args.seed, out)
+    if args.only in (None, "session"):
+        session_table(args.sessions, args.seed + 1, out)
+    if args.only in (None, "pooled"):
+        pooled_table(args.sessions, args.seed + 2, out)
+    out.append(f"\n({time.perf_counter() - start:.1f} s)")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

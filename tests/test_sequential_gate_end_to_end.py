@@ -1,0 +1,104 @@
+"""``--gate-sequential`` on the fixtures: an identical copy of tiny-trained stops early with pass, a damaged copy fails,
+and results.json says how many documents each task scored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kensa.gate.early import parse_margins
+from tests.helpers import REPO
+
+# Tasks whose gated metrics all have per-document values and whose documents are independent (a corpus metric, or
+# documents sharing a paragraph as in JSQuAD, make a task run in full); jaqket_v2 has graded exact match and F1.
+FULL = "jsquad-1.1-0.3"
+SELECTION = ("test_task and (jcommonsenseqa-1.1-0.3 or mgsm-1.0-0.3 or xwinograd or jnli-1.1-0.3 or "
+             f"jaqket_v2-0.2-0.3 or {FULL})")
+
+
+def _run(tmp_path, model, *extra):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "pytest", "suites/jglue", "-p", "no:cacheprovider", "--results-dir",
+           str(tmp_path / "results"), "--model", str(model), "--baseline", "tiny-trained", "--gate-sequential",
+           "-k", SELECTION, *extra]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def _tasks(tmp_path, model):
+    slug = next(p for p in (tmp_path / "results").iterdir() if p.is_dir() and p.name.endswith(model.name))
+    doc = json.loads((slug / "results.json").read_text())
+    return doc["kensa"]["tasks"], doc["kensa"]["gate"]
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from kensa.models import tiny
+
+    root = tmp_path_factory.mktemp("models")
+    copy = tiny.write_tiny("tiny-trained", root / "tt-copy")
+    damaged = tiny.perturb_weights(copy, root / "tt-damaged", scale=tiny.DAMAGE_SCALE, seed=0)
+    return copy, damaged
+
+
+def test_an_identical_copy_stops_early_with_pass_on_every_task_the_design_can_stop(tmp_path, copies):
+    done = _run(tmp_path, copies[0])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    tasks, gate = _tasks(tmp_path, copies[0])
+    assert len(tasks) == 6
+    full = tasks.pop(FULL)["data"]["sequential"]
+    assert not full["stopped_early"] and full["scored"] == full["n"] and full["full_metrics"]
+    for task_id, info in tasks.items():
+        seq = info["data"]["sequential"]
+        assert seq["stopped_early"] and info["n"] == seq["scored"] < seq["n"], (task_id, seq)
+    assert {r["status"] for r in gate if r["task_id"] != FULL} == {"pass"}
+    assert all("docs scored" in r["message"] for r in gate if r["task_id"] != FULL)
+    assert {r["status"] for r in gate if r["task_id"] == FULL} <= {"pass", "underpowered"}
+
+
+def test_a_damaged_copy_fails(tmp_path, copies):
+    done = _run(tmp_path, copies[1])
+    assert done.returncode == 1, done.stdout[-4000:]
+    tasks, gate = _tasks(tmp_path, copies[1])
+    failed = {r["task_id"] for r in gate if r["status"] == "fail"}
+    assert "jcommonsenseqa-1.1-0.3" in failed
+    jcqa = tasks["jcommonsenseqa-1.1-0.3"]["data"]["sequential"]
+    assert jcqa["stopped_early"] and jcqa["metrics"]["acc"]["decision"] == "fail"
+
+
+def test_margins_are_checked_by_name_and_value():
+    assert parse_margins("acc=0.02, exact_match=2") == {"acc": 0.02, "exact_match": 2.0}
+    with pytest.raises(ValueError, match="'acc=-1': expected METRIC=VALUE"):
+        parse_margins("acc=-1")
+    with pytest.raises(KeyError, match="nosuch"):
+        parse_margins("nosuch=1")
+
+
+@pytest.mark.parametrize(("gate", "message"), [
+    (dict(mode="off", sequential=True), "--gate-sequential: cannot be combined with --gate off"),
+    (dict(margins="acc=0.02"), "--gate-margin: only means something with --gate-sequential"),
+    (dict(sequential=True, margins="acc=x"), "--gate-margin: 'acc=x': expected METRIC=VALUE"),
+])
+def test_bad_sequential_options_name_the_option_and_value(gate, message):
+    from kensa.cli.options import OptionError, build_run_config
+    from kensa.tasks import all_tasks
+
+    with pytest.raises(OptionError) as exc:
+        build_run_config(models=["tiny"], model_args=[], prompt_version=None, num_fewshot=None, limit=None,
+                         device="cpu", data_dir=None, data_from_hub=False, results_dir="r", tasks=all_tasks(),
+                         gate=gate)
+    assert message in str(exc.value)
+
+
+def test_a_thresholds_update_always_runs_in_full():
+    from kensa.cli.options import parse_gate, parse_models
+
+    models = parse_models(["tiny"], [])
+    assert parse_gate(models, baselines=(), mode="on", directory="t", update=False, allow_lower=False, alpha=0.05,
+                      accept_env_change=False, base="none", sequential=True).sequential
+    assert not parse_gate(models, baselines=(), mode="on", directory="t", update=True, allow_lower=False, alpha=0.05,
+                          accept_env_change=False, base="none", sequential=True).sequential
