@@ -243,7 +243,7 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
                                       f"expected a finite number (or [gold, pred] for a corpus metric, pred null when "
                                       f"the output was unparseable), got {v!r}")
             values[m].append([x if x is None or isinstance(x, str) else float(x) for x in v] if isinstance(v, list)
-                             else float(v))
+                             else None if v is None else float(v))
         t = row.get("seconds")
         if t is not None and not (_number(t) and t >= 0):
             raise ThresholdsError(path, f"line {lineno}, field 'seconds'", f"expected seconds >= 0 or null, got {t!r}")
@@ -259,8 +259,11 @@ def _number(v: Any) -> bool:
 
 def _item_value_ok(v: Any) -> bool:
     """A per-doc value (0/1, F1, ...) or, for a corpus metric such as MCC, the doc's ``[gold, pred]``; a pred
-    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts. A
+    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts; a whole
+    value is null where the doc has none (the hallucination rate of an empty output). A
     text corpus metric (BLEU) keeps ``[reference, output]`` as two strings."""
+    if v is None:  # the doc has no value for this metric (an empty output's hallucination rate)
+        return True
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v):
         return True
     return _number(v) or isinstance(v, list) and len(v) == 2 and _number(v[0]) and (v[1] is None or _number(v[1]))

@@ -298,7 +298,17 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
         cand = run.items.values[name]
         if base_items is not None and mb.rule == "paired":
             base = base_items.values[name]
-            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name, run.clusters)
+            clusters = run.clusters
+            if spec.items != "corpus" and (None in base or None in cand):
+                # A doc without a value on either side (an empty output has no hallucination rate) is left out.
+                keep = [i for i, (a, b) in enumerate(zip(base, cand)) if a is not None and b is not None]
+                base, cand = [base[i] for i in keep], [cand[i] for i in keep]
+                clusters = [clusters[i] for i in keep] if clusters is not None else None
+                if not keep:
+                    check.message = "no doc has a value in both runs: not compared"
+                    out.append(check)
+                    continue
+            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name, clusters)
             check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
             check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
             if spec.items == "binary":
@@ -405,6 +415,8 @@ def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequ
     for name in metrics:
         sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0
         for s, before in zip(samples, base_items.values[name]):
+            if before is None or s.get(name, 0.0) is None:
+                continue  # no value on one side (an empty output's hallucination rate)
             after = [s.get("gold_value", s["gold"]), s["pred"]] if isinstance(before, list) else float(s[name])
             if _got_worse(before, after, sign):
                 record = {"metric": name, "doc_id": s["doc_id"], "key": base_items.keys[s["doc_id"]],

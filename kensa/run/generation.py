@@ -77,6 +77,11 @@ def evaluate_generation(variant: TaskVariant, lm: GeneratingModel, eval_split: S
         data["metrics"] = provenance()
     if task.roundtrip is not None:
         data["roundtrip"] = _round_trip(task, docs, samples, per_doc, qa_lm or lm)
+        data["roundtrip"]["gated"] = qa_lm is not None  # a model answering its own questions is reported only
+        if qa_lm is None:
+            data["roundtrip"]["qa_model"] = "self"
+    if task.suite == "qa" and docs:
+        data["max_new_tokens"] = sorted({d.max_new_tokens for d in docs})  # the budgets (max_gen_toks= sets them)
     reported = [m for m in (*task.reported, *ALWAYS_REPORTED, *(("bad_word_violations",) if bad_words else ()))
                 if m not in task.metrics]
     id_field = task.dataset.id_field
