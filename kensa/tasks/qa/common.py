@@ -84,7 +84,8 @@ def normalised_highlight(context: str, start: int, answer: str) -> str:
         offset += 1
     if not n_answer or not n_context.startswith(n_pre) or not n_context[offset:].startswith(n_answer):
         raise ValueError(f"after the normaliser the answer {n_answer!r} no longer follows {n_pre[-20:]!r}")
-    return highlight(n_context, offset, n_answer, spaced=True)
+    highlight(n_context, offset, n_answer)  # checks the span and the marker
+    return f"{n_context[:offset].rstrip()} {HL} {n_answer} {HL} {n_context[offset + len(n_answer):].lstrip()}"
 
 
 def first_answer(row: Any) -> tuple[str, Any]:
