@@ -80,7 +80,7 @@ def aggregate(per_doc: Sequence[dict[str, float]], names: Sequence[str]) -> dict
             continue
         # None: the doc has no value for this metric (an empty output has no hallucination rate); with no
         # value at all the score is 0 (the metric that counts those docs, ``empty``, is gated beside it).
-        xs = [d[name] for d in per_doc if d[name] is not None] or [0.0]
+        xs = [d[name] for d in per_doc if d[name] is not None] or [0.0] * bool(per_doc)
         out[name] = spec.reduce(xs) if spec is not None and spec.reduce is not None else mean(xs)
         out[f"{name}_stderr"] = mean_stderr(xs)
     return out
