@@ -54,7 +54,7 @@ DATASET = dataclasses.replace(jsquad.DATASET, fixture_local={"train": "qa/jsquad
 
 QA_T5 = PromptTemplate("0.1", name="t5-qa", description="", text="question: {question} context: {context}",
                        target="{answer}", model_kinds=SEQ2SEQ)
-QA_T5_NORMALISED = PromptTemplate("0.4", name="t5-qa-normalised", description="",
+QA_T5_NORMALISED = PromptTemplate("0.4", name="t5-qa-normalised", description="", tiny_trained=False,
                                   text="question: {n_question} context: {n_context}", target="{n_answer}",
                                   model_kinds=SEQ2SEQ)
 QA_ALPACA = dataclasses.replace(next(t for t in jsquad.templates(False) if t.version == "0.3"), model_kinds=CAUSAL)
@@ -68,7 +68,7 @@ AQG_TEMPLATES = (
     PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
                    text=f"### 指示:\n{AQG_INSTRUCTION}\n\n### 入力:\n文脈：{{ctx}}\n答え：{{answer}}\n\n### 応答:\n",
                    target="{question}", model_kinds=CAUSAL),
-    PromptTemplate("0.4", name="t5-aqg-normalised", description="", text="answer: {n_answer} context: {n_context}",
+    PromptTemplate("0.4", name="t5-aqg-normalised", description="", tiny_trained=False, text="answer: {n_answer} context: {n_context}",
                    target="{n_question}", model_kinds=SEQ2SEQ),
 )
 AQG_HL_TEMPLATES = (
@@ -79,9 +79,9 @@ AQG_HL_TEMPLATES = (
     PromptTemplate("0.3", name="ja-alpaca", description=ALPACA_HEADER,
                    text=f"### 指示:\n{AQG_HL_INSTRUCTION}\n\n### 入力:\n文脈：{{hl_context}}\n\n### 応答:\n",
                    target="{question}", model_kinds=CAUSAL),
-    PromptTemplate("0.4", name="users-hl-normalised", description="", text="{n_hl_context}", target="{n_question}",
+    PromptTemplate("0.4", name="users-hl-normalised", description="", tiny_trained=False, text="{n_hl_context}", target="{n_question}",
                    model_kinds=SEQ2SEQ),
-    PromptTemplate("0.5", name="users-hl", description="", text="{hl_context_spaced}", target="{question}",
+    PromptTemplate("0.5", name="users-hl", description="", tiny_trained=False, text="{hl_context_spaced}", target="{question}",
                    model_kinds=SEQ2SEQ),
 )
 

@@ -182,9 +182,9 @@ def score_qg(generation: str, row: Any, lm: Any) -> dict[str, Any]:
     return score_question(generation, row["question"], row["answer"], row["context"])
 
 
-def _template(name: str, target: str) -> PromptTemplate:
+def _template(name: str, target: str, trained: bool = False) -> PromptTemplate:
     return PromptTemplate("0.1", name=name, description="", text="{input}", target=f"{{{target}}}",
-                          model_kinds=("seq2seq",))
+                          model_kinds=("seq2seq",), tiny_trained=trained)
 
 
 def _round_trip() -> RoundTrip:
@@ -201,7 +201,7 @@ COMMON = dict(version="1.0", suite="qa", eval_split="validation", fewshot_split=
               until=lambda template: ())
 
 TASK = register(GenerationTask(
-    name="qa_tsv", dataset=DATASET, templates=(_template("tsv-normaliser-1", "answer"),),
+    name="qa_tsv", dataset=DATASET, templates=(_template("tsv-normaliser-1", "answer", trained=True),),
     view=view, golds=lambda row: [row["answer"]], score=score, metrics=QA_METRICS, reported=QA_REPORTED,
     max_new_tokens=lambda row, lm: QA_BUDGET,
     optional_data="the QA TSV is the users' own data: no <data-dir>/qa_tsv/*.tsv here (kensa ships only its fixture)",
