@@ -202,3 +202,27 @@ def test_without_a_qa_model_the_round_trip_is_self_and_not_gated():
     assert incomparable(base, other) == [f"qa_model self -> fake@{'ab' * 8}"]
     assert incomparable(base, base) == []
     assert "qa_model" not in with_qa_model(env, QA.metrics, qa)  # no round trip, no QA model in its fingerprint
+
+
+def test_the_gate_leaves_docs_without_a_hallucination_rate_out_of_the_pair(tmp_path):
+    from dataclasses import replace
+
+    from kensa.gate.thresholds import Items, load_items, write_items
+    from kensa.gate.verdicts import compare_models
+    from tests.test_gate import by_metric, entry_for, gate_rows, run_record
+
+    base_vals = [0.0] * 20 + [None] * 5
+    cand_vals = [0.0] * 10 + [None] * 10 + [100.0] * 5  # the last five had no rate in the baseline
+    base = run_record([1.0] * 25, gated=("acc",))
+    base = replace(base, gated=("hallucination",), metrics={"hallucination": 0.0, "hallucination_stderr": 0.0},
+                   items=Items(list(range(25)), {"hallucination": base_vals}))
+    cand = replace(base, metrics={"hallucination": 0.0, "hallucination_stderr": 0.0},
+                   items=Items(list(range(25)), {"hallucination": cand_vals}))
+    row = by_metric(gate_rows(base, cand))["hallucination"]
+    assert row.status in ("pass", "underpowered") and row.method == "permutation" and row.p == 1.0  # 10 pairs, equal
+    assert row.flips == 0
+    assert compare_models(base, cand)[0].p == 1.0
+    # null items survive the thresholds file
+    entry = entry_for(base)
+    write_items(tmp_path, entry.items, entry, base.items)
+    assert load_items(tmp_path, entry, tmp_path / "t.toml").values["hallucination"] == base_vals

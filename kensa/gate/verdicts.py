@@ -474,6 +474,10 @@ def compare_models(a: RunRecord, b: RunRecord) -> list[Pairwise]:
             t_drop, t_gain = _tests(xa, xb, "corpus", spec.direction, name)
             t = replace(t_drop, p_value=min(1.0, 2 * min(t_drop.p_value, t_gain.p_value)))
         else:
+            both = [i for i, (x, y) in enumerate(zip(xa, xb)) if x is not None and y is not None]  # see compare()
+            if not both:
+                continue
+            xa, xb = [xa[i] for i in both], [xb[i] for i in both]
             t = _stats().permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
         out.append(Pairwise(a.task_id, name, a.model, b.model, a.n, a.metrics[name], b.metrics[name],
                             b.metrics[name] - a.metrics[name], t.method, t.p_value))
