@@ -238,7 +238,7 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
         keys.append(row.get("key"))
         for m in entry.metrics:
             v = row.get(m)
-            if not _item_value_ok(v):
+            if not _item_value_ok(v) and not (v is None and _partial(m)):
                 raise ThresholdsError(path, f"line {lineno}, field {m!r}",
                                       f"expected a finite number (or [gold, pred] for a corpus metric, pred null when "
                                       f"the output was unparseable), got {v!r}")
@@ -253,6 +253,14 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
     return Items(keys, values, seconds if any(t is not None for t in seconds) else None)
 
 
+def _partial(metric: str) -> bool:
+    """Whether a doc may have no value for ``metric`` (null: an empty output has no hallucination rate)."""
+    from kensa.metrics.core import METRICS
+
+    spec = METRICS.get(metric)
+    return spec is not None and spec.partial
+
+
 def _number(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -262,8 +270,6 @@ def _item_value_ok(v: Any) -> bool:
     is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts; a whole
     value is null where the doc has none (the hallucination rate of an empty output). A
     text corpus metric (BLEU) keeps ``[reference, output]`` as two strings."""
-    if v is None:  # the doc has no value for this metric (an empty output's hallucination rate)
-        return True
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v):
         return True
     return _number(v) or isinstance(v, list) and len(v) == 2 and _number(v[0]) and (v[1] is None or _number(v[1]))

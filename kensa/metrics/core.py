@@ -250,6 +250,9 @@ class MetricSpec:
     """The lowest valid value (MCC: -1)."""
     maximum: float | None = None
     """The highest valid value; None: ``scale`` (a count has no upper bound: ``math.inf``)."""
+    partial: bool = False
+    """Whether a doc may have no value (None: an empty output has no hallucination rate); such docs are left out
+    of the mean and of the gate's pairs."""
     reduce: Callable[[Sequence[float]], float] | None = None
     """How per-doc values become the reported score; None: their mean (XL-Sum: a bootstrap median)."""
 
@@ -287,9 +290,9 @@ METRICS = {spec.name: spec for spec in (
     MetricSpec("rougeL_ja", scale=100.0, items="continuous"),
     # Hallucination (kensa.metrics.hallucination), 0-100: the rate over non-empty outputs, the share of them with
     # any hallucinated word, the lenient lemma variant, and the share of empty outputs (left out of the others).
-    MetricSpec("hallucination", direction="lower", scale=100.0, items="continuous"),
-    MetricSpec("hallucinated", direction="lower", scale=100.0, items="continuous"),
-    MetricSpec("hallucination_lemma", direction="lower", scale=100.0, items="continuous"),
+    MetricSpec("hallucination", direction="lower", scale=100.0, items="continuous", partial=True),
+    MetricSpec("hallucinated", direction="lower", scale=100.0, items="continuous", partial=True),
+    MetricSpec("hallucination_lemma", direction="lower", scale=100.0, items="continuous", partial=True),
     MetricSpec("empty", direction="lower", scale=100.0, items="continuous"),
     MetricSpec("roundtrip_f1", scale=100.0, items="continuous"),
     MetricSpec("roundtrip_em", scale=100.0, items="continuous"),
