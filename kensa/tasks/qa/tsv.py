@@ -159,13 +159,14 @@ def view(row: Any) -> dict[str, str]:
 
 def aqg_view(row: Any) -> dict[str, str]:
     norm = normaliser(NORMALISER_OF["0.1"])
-    return {"input": f"{ANSWER}{norm(row['answer'])}{CONTEXT}{norm(row['context'])}", "question": row["question"]}
+    return {"input": f"{ANSWER}{norm(row['answer'])}{CONTEXT}{norm(row['context'])}", "question": row["question"],
+            "answer": row["answer"]}
 
 
 def aqg_hl_view(row: Any) -> dict[str, str]:
     norm = normaliser(NORMALISER_OF["0.1"])
     return {"input": f"{norm(row['pre'])} {HL} {norm(row['answer'])} {HL} {norm(row['post'])}",
-            "question": row["question"]}
+            "question": row["question"], "answer": row["answer"]}
 
 
 def roundtrip_view(row: Any) -> dict[str, str]:
