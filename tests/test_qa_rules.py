@@ -235,3 +235,14 @@ def test_the_new_prompt_versions_are_not_taught_to_the_trained_tiny_models():
                           (AQG_HL_TASK, "0.1")]:
         assert not _variant(task, version).trained_for("seq2seq")
     assert _variant(QA, "0.1").trained_for("seq2seq") and _variant(QA_TSV, "0.1").trained_for("seq2seq")
+
+
+def test_the_aqg_tsv_tasks_run_with_a_round_trip():
+    for task in (AQG_TASK, AQG_HL_TASK):
+        qa = FakeLM("seq2seq", lambda r: "甲府市")
+        run = _run(task, "0.1", FakeLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか？"), qa_lm=qa)
+        assert run.n == 36 and "copies" not in run.metrics  # no few-shot pool to copy from
+        assert any(r.context.startswith("question: ") and r.context.endswith(" context: 山梨県の県庁所在地は甲府市です。富士山の北側に位置する。")
+                   for r in qa.asked)
+        kofu = next(s for s in run.samples if s["doc"]["answer"] == "甲府市")
+        assert kofu["roundtrip_f1"] == 100.0 and run.metrics["bleu"] > 0

@@ -50,6 +50,8 @@ from kensa.tasks.registry import register
 
 QUESTION, ANSWER, CONTEXT = "question: ", "answer: ", " context: "
 NORMALISER_OF = {"0.1": "1"}
+TSV_QG_REPORTED = tuple(m for m in QG_REPORTED if m != "copies")
+"""No ``copies``: a TSV task has no few-shot pool to copy from."""
 """Prompt version -> the normaliser version it applies."""
 
 
@@ -210,7 +212,8 @@ TASK = register(GenerationTask(
 
 AQG_TASK = register(GenerationTask(
     name="aqg_tsv", dataset=AQG_DATASET, templates=(_template("tsv-aqg-normaliser-1", "question"),),
-    view=aqg_view, golds=lambda row: [row["question"]], score=score_qg, metrics=QG_METRICS, reported=QG_REPORTED,
+    view=aqg_view, golds=lambda row: [row["question"]], score=score_qg, metrics=QG_METRICS,
+    reported=TSV_QG_REPORTED,
     max_new_tokens=lambda row, lm: qg_budget(lm), roundtrip=_round_trip(),
     optional_data="the AQG TSV is the users' own data: no <data-dir>/aqg_tsv/*.tsv here (kensa ships only its "
                   "fixture)",
@@ -219,7 +222,7 @@ AQG_TASK = register(GenerationTask(
 AQG_HL_TASK = register(GenerationTask(
     name="aqg_hl_tsv", dataset=AQG_HL_DATASET, templates=(_template("tsv-aqg-hl-normaliser-1", "question"),),
     view=aqg_hl_view, golds=lambda row: [row["question"]], score=score_qg, metrics=QG_METRICS,
-    reported=QG_REPORTED, max_new_tokens=lambda row, lm: qg_budget(lm), roundtrip=_round_trip(),
+    reported=TSV_QG_REPORTED, max_new_tokens=lambda row, lm: qg_budget(lm), roundtrip=_round_trip(),
     optional_data="the AQG-HL TSV is the users' own data: no <data-dir>/aqg_hl_tsv/*.tsv here (kensa ships only its "
                   "fixture)",
     description="AQG-HL in the users' highlight TSV format, normaliser version 1", **COMMON))
