@@ -216,6 +216,13 @@ def precheck(store: BaselineStore, run: RunRecord, settings: GateSettings) -> tu
     entry = th.entries.get(run.task_id)
     if entry is None:
         return None, _rows(run, "missing", f"{th.path} has no entry for {run.task_id}; create one with `{hint}`")
+    # Another QA model answered the round trip: incomparable first (the baseline may not gate the round trip at
+    # all, which would read as stale), and --accept-env-change cannot compare it.
+    qa_changed = [c for c in incomparable(entry.environment, run.environment) if c.startswith("qa_model ")]
+    if qa_changed:
+        return entry, _rows(run, "incomparable", f"{th.path} entry {run.task_id}: the round trip was answered by "
+                                                 f"another QA model ({'; '.join(qa_changed)}); re-baseline with "
+                                                 f"`{hint}` and the same --qa-model")
     reasons = stale_reasons(entry, run)
     if reasons:
         return entry, _rows(run, "stale", f"{th.path} entry {run.task_id} is stale ({'; '.join(reasons)}): it "
