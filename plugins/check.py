@@ -67,12 +67,14 @@ def kensa_evaluate(request: pytest.FixtureRequest, kensa_config: RunConfig, kens
             write_samples(out_dir / f"samples_{variant.task_id}.jsonl", result.samples)
         except KensaError as exc:  # a full disk: say so, keep the old file, fail this test
             pytest.fail(f"kensa: {exc}", pytrace=False)
-        from kensa.gate.fingerprint import environment
+        from kensa.gate.fingerprint import environment, gated_metrics, with_qa_model
 
-        summary = result.summary(gated=variant.task.metrics, seconds=getattr(variant.task, "timed", False))
+        summary = result.summary(gated=gated_metrics(variant.task.metrics, qa_lm),
+                                 seconds=getattr(variant.task, "timed", False))
         summary.update(model=lm.name, model_slug=lm.spec.slug, model_info=lm.info,
                        model_args=lm.spec.args.as_harness_string(lm.spec.source),
-                       baseline=kensa_config.baseline_for(lm.spec), environment=environment(lm.info),
+                       baseline=kensa_config.baseline_for(lm.spec),
+                       environment=with_qa_model(environment(lm.info), variant.task.metrics, qa_lm),
                        identity=lm.info.get("identity", {}), family_size=request.config.stash.get(FAMILY_KEY, 0))
         request.node.user_properties.append((SUMMARY_PROPERTY, summary))  # for the controller (xdist)
         return result, summary

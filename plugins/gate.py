@@ -97,18 +97,20 @@ class TestGate:
 
     def _precheck(self, datasets: Any) -> None:
         """Fail before any scoring when there is nothing valid to compare with."""
-        from kensa.gate.fingerprint import environment
+        from kensa.gate.fingerprint import environment, gated_metrics, with_qa_model
         from kensa.tasks.sampling import resolve_limit
 
         eval_split, pool = datasets(self.variant.task)
         task = self.variant.task
+        qa_lm = self.request.getfixturevalue("kensa_qa_model") if getattr(task, "roundtrip", None) else None
         record = RunRecord(
             model=self.lm.name, baseline=self.rc.baseline_for(self.lm.spec), task_id=self.variant.task_id,
             task=task.name, task_version=task.version, prompt_version=self.variant.template.version,
             num_fewshot=self.rc.fewshot_for(task), limit=self.rc.limit,
             n=resolve_limit(self.rc.limit, len(eval_split.rows)), data_sha256=eval_split.sha256 or "",
             fewshot_sha256=pool.sha256 if pool is not None else None, kind=task.kind, metrics={},
-            gated=tuple(task.metrics), items=Items([], {}), environment=environment(self.lm.info),
+            gated=gated_metrics(task.metrics, qa_lm), items=Items([], {}),
+            environment=with_qa_model(environment(self.lm.info), task.metrics, qa_lm),
             identity=self.lm.info.get("identity", {}))
         self.planned = record
         self.entry, rows = precheck(_store(self.config), record, _settings(self.config))

@@ -62,11 +62,13 @@ def test_tsv_rows_and_their_errors(tmp_path):
     assert pool is None and eval_split.rows[0]["context"] == "りんご"
     view = TSV.variants()[0].view(eval_split.rows[0])
     assert view["input"] == "question: 何? context: りんご"  # NFKC per field, the format's spaces kept
-    for text, field in [("a\tb\n", "columns"), ("\tquestion: q context: c\ta\n", "QA_ID"),
-                        ("a\tq: c\tx\n", "input"), ("a\tquestion: q context: \tx\n", "input.context"),
+    for text, field in [("a\tb\n", "columns"), ("\tquestion: q context: c\tc\n", "QA_ID"),
+                        ("a\tq: c\tc\n", "input"), ("a\tquestion: q context: \tx\n", "input.context"),
                         ("a\tquestion: q context: c\t \n", "answer"),
-                        ("a\tquestion: q context: c\tx\nx1\tquestion: q context: c\tx\n", "QA_ID")]:
-        path.write_text("x1\tquestion: q context: c\ty\n" + text, encoding="utf-8")
+                        ("a\tquestion:  context: c\tc\n", "input.question"),
+                        ("a\tquestion: q context: c\tx\n", "answer"),  # an answer its context does not hold
+                        ("a\tquestion: q context: c\tc\nx1\tquestion: q context: c\tc\n", "QA_ID")]:
+        path.write_text("x1\tquestion: q context: c\tc\n" + text, encoding="utf-8")
         with pytest.raises(DataError) as exc:
             TSV.load(DataSource.local(tmp_path))
         row = 3 if text.count("\n") == 2 else 2

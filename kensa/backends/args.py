@@ -116,6 +116,9 @@ def parse_bad_words(option: str, raw: str, sep: str = BAD_WORDS_SEP) -> tuple[st
     for i, word in enumerate(words):
         if not word.strip():
             raise OptionError(option, f"{raw!r}: entry {i + 1} is empty; give words separated by {sep!r}")
+        if any(c.isspace() for c in word):  # "山梨 山梨県" as one word would block only that exact string
+            raise OptionError(option, f"{word!r} holds whitespace; give each word on its own ({sep!r} between "
+                                      "words, or as separate values)")
     if len(set(words)) != len(words):
         raise OptionError(option, f"{raw!r}: a word is given twice")
     return tuple(words)

@@ -23,8 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--answer-start", type=int, default=None,
                    help="where the answer starts in the context (needed with --highlight when it occurs twice)")
     p.add_argument("--highlight", action="store_true", help="AQG-HL: wrap the answer span in <hl> markers")
-    p.add_argument("--bad-words", default=None, metavar="W,W", help="words the question must not contain, comma-separated")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="token budget (default 64)")
+    p.add_argument("--bad-words", nargs="+", default=None, metavar="W",
+                   help="words the question must not contain: several values (--bad-words 山梨 山梨県) or a comma "
+                        "list (山梨,山梨県); a word with whitespace inside is an error")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="token budget (default 128)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=run)
 
@@ -49,8 +51,18 @@ def _row(answer: str, context: str, start: int | None, highlight: bool) -> dict:
             "answers": {"text": [answer], "answer_start": [start]}}
 
 
+def bad_words(values: list[str]) -> tuple[str, ...]:
+    """``--bad-words 山梨 山梨県`` and ``--bad-words 山梨,山梨県`` (or both mixed): the words, each checked."""
+    from kensa.backends.args import parse_bad_words
+
+    words = tuple(w for v in values for w in parse_bad_words("--bad-words", v, sep=","))
+    if len(set(words)) != len(words):
+        raise OptionError("--bad-words", f"{' '.join(values)!r}: a word is given twice")
+    return words
+
+
 def run(args: argparse.Namespace) -> int:
-    from kensa.backends.args import BAD_WORDS_SEP, parse_bad_words, parse_model_args
+    from kensa.backends.args import BAD_WORDS_SEP, parse_model_args
     from kensa.backends.contract import GenerationRequest
     from kensa.models import load_model, resolve_model
     from kensa.tasks.qa import common, jsquad_qa
@@ -58,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model_args = args.model_args or ""
         if args.bad_words is not None:
-            words = parse_bad_words("--bad-words", args.bad_words, sep=",")
+            words = bad_words(args.bad_words)
             if "bad_words=" in model_args:
                 raise OptionError("--bad-words", "give the bad words once: here or as --model-args bad_words=")
             model_args = ",".join(x for x in (model_args, "bad_words=" + BAD_WORDS_SEP.join(words)) if x)
@@ -73,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         template = next(t for t in templates if lm.kind in t.model_kinds)
         view = common.hl_view(row) if args.highlight else common.view(row)
         prompt = template.context([], view)
-        budget = args.max_new_tokens or common.QG_BUDGET
+        budget = args.max_new_tokens or common.qg_budget(lm)
         result = lm.generate_until([GenerationRequest(prompt, (), budget)])[0]
     finally:
         lm.close()

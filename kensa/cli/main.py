@@ -9,6 +9,8 @@ with seeded noise on its weights: a damaged model, to watch the gate catch a dro
 ``python -m kensa quiz convert IN --eval OUT --train OUT`` writes five-choice quiz files (see :mod:`kensa.cli.quiz`).
 ``python -m kensa generate --model M --answer A --context C [--bad-words W,W]`` writes one question for
 an answer in its context (see :mod:`kensa.cli.generate`).
+``python -m kensa hallucination --candidate T --reference T [--reference T ...] [--stop-words W ...] [--json]``
+prints the words of a text that no reference holds (see :mod:`kensa.cli.hallucination`).
 ``python -m kensa doctor`` compares the installed libraries with ``constraints.txt`` and with the
 environment each baseline in ``thresholds/`` was measured in (see :mod:`kensa.cli.doctor`).
 ``python -m kensa init DIR`` makes a model team's own evaluation repository that runs the installed suites
@@ -95,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                                    "--tasks, --num_fewshot, --output_path, ...); see `harness --help`")
     p = sub.add_parser("tasks", help="list tasks and prompt versions")
     p.set_defaults(func=_tasks)
-    from kensa.cli import generate, init, quiz
+    from kensa.cli import generate, hallucination, init, quiz
 
     init.add_parser(sub)
 
     quiz.add_parser(sub)
     generate.add_parser(sub)
+    hallucination.add_parser(sub)
 
     p = sub.add_parser("doctor", help="installed libraries against constraints.txt and against the environment "
                                       "of every baseline: which a run here would call incomparable, and why")

@@ -241,12 +241,12 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
         keys.append(row.get("key"))
         for m in entry.metrics:
             v = row.get(m)
-            if not _item_value_ok(v):
+            if not _item_value_ok(v) and not (v is None and _partial(m)):
                 raise ThresholdsError(path, f"line {lineno}, field {m!r}",
                                       f"expected a finite number (or [gold, pred] for a corpus metric, pred null when "
                                       f"the output was unparseable), got {v!r}")
             values[m].append([x if x is None or isinstance(x, str) else float(x) for x in v] if isinstance(v, list)
-                             else float(v))
+                             else None if v is None else float(v))
         t = row.get("seconds")
         if t is not None and not (_number(t) and t >= 0):
             raise ThresholdsError(path, f"line {lineno}, field 'seconds'", f"expected seconds >= 0 or null, got {t!r}")
@@ -261,13 +261,22 @@ def load_items(directory: Path, entry: Entry, source: Path) -> Items:
                  batches if any(b is not None for b in batches) else None)
 
 
+def _partial(metric: str) -> bool:
+    """Whether a doc may have no value for ``metric`` (null: an empty output has no hallucination rate)."""
+    from kensa.metrics.core import METRICS
+
+    spec = METRICS.get(metric)
+    return spec is not None and spec.partial
+
+
 def _number(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _item_value_ok(v: Any) -> bool:
     """A per-doc value (0/1, F1, ...) or, for a corpus metric such as MCC, the doc's ``[gold, pred]``; a pred
-    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts. A
+    is null where the output could not be parsed (JSTS), which the corpus metric leaves out and counts; a whole
+    value is null where the doc has none (the hallucination rate of an empty output). A
     text corpus metric (BLEU) keeps ``[reference, output]`` as two strings."""
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v):
         return True

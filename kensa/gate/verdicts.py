@@ -216,6 +216,13 @@ def precheck(store: BaselineStore, run: RunRecord, settings: GateSettings) -> tu
     entry = th.entries.get(run.task_id)
     if entry is None:
         return None, _rows(run, "missing", f"{th.path} has no entry for {run.task_id}; create one with `{hint}`")
+    # Another QA model answered the round trip: incomparable first (the baseline may not gate the round trip at
+    # all, which would read as stale), and --accept-env-change cannot compare it.
+    qa_changed = [c for c in incomparable(entry.environment, run.environment) if c.startswith("qa_model ")]
+    if qa_changed:
+        return entry, _rows(run, "incomparable", f"{th.path} entry {run.task_id}: the round trip was answered by "
+                                                 f"another QA model ({'; '.join(qa_changed)}); re-baseline with "
+                                                 f"`{hint}` and the same --qa-model")
     reasons = stale_reasons(entry, run)
     if reasons:
         return entry, _rows(run, "stale", f"{th.path} entry {run.task_id} is stale ({'; '.join(reasons)}): it "
@@ -298,7 +305,17 @@ def compare(entry: Entry, base_items: Items | None, run: RunRecord, settings: Ga
         cand = run.items.values[name]
         if base_items is not None and mb.rule == "paired":
             base = base_items.values[name]
-            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name, run.clusters)
+            clusters = run.clusters
+            if spec.items != "corpus" and (None in base or None in cand):
+                # A doc without a value on either side (an empty output has no hallucination rate) is left out.
+                keep = [i for i, (a, b) in enumerate(zip(base, cand)) if a is not None and b is not None]
+                base, cand = [base[i] for i in keep], [cand[i] for i in keep]
+                clusters = [clusters[i] for i in keep] if clusters is not None else None
+                if not keep:
+                    check.message = "no doc has a value in both runs: not compared"
+                    out.append(check)
+                    continue
+            t_drop, t_gain = _tests(base, cand, spec.items, mb.direction, name, clusters)
             check.method, check.p, check.p_gain = t_drop.method, t_drop.p_value, t_gain.p_value
             check.details = {k: v for k, v in t_drop.detail.items() if isinstance(v, (int, float, str))}
             if spec.items == "binary":
@@ -405,6 +422,8 @@ def flips(base_items: Items, samples: Sequence[Mapping[str, Any]], metrics: Sequ
     for name in metrics:
         sign = 1.0 if directions.get(name, "higher") == "higher" else -1.0
         for s, before in zip(samples, base_items.values[name]):
+            if before is None or s.get(name, 0.0) is None:
+                continue  # no value on one side (an empty output's hallucination rate)
             after = [s.get("gold_value", s["gold"]), s["pred"]] if isinstance(before, list) else float(s[name])
             if _got_worse(before, after, sign):
                 record = {"metric": name, "doc_id": s["doc_id"], "key": base_items.keys[s["doc_id"]],
@@ -462,6 +481,10 @@ def compare_models(a: RunRecord, b: RunRecord) -> list[Pairwise]:
             t_drop, t_gain = _tests(xa, xb, "corpus", spec.direction, name)
             t = replace(t_drop, p_value=min(1.0, 2 * min(t_drop.p_value, t_gain.p_value)))
         else:
+            both = [i for i, (x, y) in enumerate(zip(xa, xb)) if x is not None and y is not None]  # see compare()
+            if not both:
+                continue
+            xa, xb = [xa[i] for i in both], [xb[i] for i in both]
             t = _stats().permutation(xa, xb, direction=spec.direction, alternative="two-sided", seed=SEED)
         out.append(Pairwise(a.task_id, name, a.model, b.model, a.n, a.metrics[name], b.metrics[name],
                             b.metrics[name] - a.metrics[name], t.method, t.p_value))

@@ -78,7 +78,9 @@ def aggregate(per_doc: Sequence[dict[str, float]], names: Sequence[str]) -> dict
             if spec.bootstrap_stderr:
                 out[f"{name}_stderr"] = bootstrap_stderr(spec.compute, golds, preds)
             continue
-        xs = [d[name] for d in per_doc]
+        # None: the doc has no value for this metric (an empty output has no hallucination rate); with no
+        # value at all the score is 0 (the metric that counts those docs, ``empty``, is gated beside it).
+        xs = [d[name] for d in per_doc if d[name] is not None] or [0.0] * bool(per_doc)
         out[name] = spec.reduce(xs) if spec is not None and spec.reduce is not None else mean(xs)
         out[f"{name}_stderr"] = mean_stderr(xs)
     return out
@@ -168,7 +170,15 @@ def count_unparseable(golds: Sequence[Any], preds: Sequence[Any]) -> float:
 
 
 def _corpus_bleu(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    """The QA suite's gated BLEU: both sides through the QA normaliser first, as every QA metric compares."""
     from kensa.metrics.bleu_ja import corpus_bleu  # lazy: sacrebleu and MeCab only when a QA suite runs
+    from kensa.metrics.qa_text import normalise_v1
+
+    return corpus_bleu([normalise_v1(str(g)) for g in golds], [None if p is None else normalise_v1(str(p)) for p in preds])
+
+
+def _corpus_bleu_raw(golds: Sequence[Any], preds: Sequence[Any]) -> float:
+    from kensa.metrics.bleu_ja import corpus_bleu
 
     return corpus_bleu(golds, preds)
 
@@ -240,6 +250,9 @@ class MetricSpec:
     """The lowest valid value (MCC: -1)."""
     maximum: float | None = None
     """The highest valid value; None: ``scale`` (a count has no upper bound: ``math.inf``)."""
+    partial: bool = False
+    """Whether a doc may have no value (None: an empty output has no hallucination rate); such docs are left out
+    of the mean and of the gate's pairs."""
     reduce: Callable[[Sequence[float]], float] | None = None
     """How per-doc values become the reported score; None: their mean (XL-Sum: a bootstrap median)."""
 
@@ -273,11 +286,16 @@ METRICS = {spec.name: spec for spec in (
     # each doc's [reference, output], with the gate's paired bootstrap; shares of outputs per check.
     MetricSpec("char_f1", scale=100.0, items="continuous"),
     MetricSpec("bleu", scale=100.0, items="corpus", compute=_corpus_bleu),
+    MetricSpec("bleu_raw", scale=100.0, items="corpus", compute=_corpus_bleu_raw),  # reported beside it, not gated
     MetricSpec("rouge1_ja", scale=100.0, items="continuous"),  # the mean, unlike XL-Sum's bootstrap median
     MetricSpec("rouge2_ja", scale=100.0, items="continuous"),
     MetricSpec("rougeL_ja", scale=100.0, items="continuous"),
-    MetricSpec("hallucination", direction="lower", items="continuous"),
-    MetricSpec("hallucinated", direction="lower"),
+    # Hallucination (kensa.metrics.hallucination), 0-100: the rate over non-empty outputs, the share of them with
+    # any hallucinated word, the lenient lemma variant, and the share of empty outputs (left out of the others).
+    MetricSpec("hallucination", direction="lower", scale=100.0, items="continuous", partial=True),
+    MetricSpec("hallucinated", direction="lower", scale=100.0, items="continuous", partial=True),
+    MetricSpec("hallucination_lemma", direction="lower", scale=100.0, items="continuous", partial=True),
+    MetricSpec("empty", direction="lower", scale=100.0, items="continuous"),
     MetricSpec("roundtrip_f1", scale=100.0, items="continuous"),
     MetricSpec("roundtrip_em", scale=100.0, items="continuous"),
     MetricSpec("question_form"),

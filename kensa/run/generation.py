@@ -57,7 +57,7 @@ def evaluate_generation(variant: TaskVariant, lm: Backend, eval_split: Split, po
         per_doc += chunk_per_doc
         done = end
         run = _task_run(variant, docs[:done], samples, per_doc, eval_split, pool, k, limit, start, bad_words,
-                        roundtrip)
+                        roundtrip, roundtrip_gated=qa_lm is not None)
         if done < len(docs) and stop is not None and stop(run):
             break
     return run
@@ -107,7 +107,7 @@ def _generate(variant: TaskVariant, lm: Backend, docs: list, bad_words: tuple, c
 
 def _task_run(variant: TaskVariant, docs: list, samples: list, per_doc: list, eval_split: Split,
               pool: Split | None, k: int, limit: float | None, start: float, bad_words: tuple,
-              roundtrip: dict[str, Any] | None) -> TaskRun:
+              roundtrip: dict[str, Any] | None, roundtrip_gated: bool = False) -> TaskRun:
     task = variant.task
     assert isinstance(task, GenerationTask)
     data = {"eval": eval_split.provenance(), "fewshot": pool.provenance() if pool else None}
@@ -116,7 +116,11 @@ def _task_run(variant: TaskVariant, docs: list, samples: list, per_doc: list, ev
 
         data["metrics"] = provenance()
     if roundtrip is not None:
-        data["roundtrip"] = roundtrip
+        data["roundtrip"] = dict(roundtrip, gated=roundtrip_gated)  # a model answering its own questions: reported
+        if not roundtrip_gated:
+            data["roundtrip"]["qa_model"] = "self"
+    if task.suite == "qa" and docs:
+        data["max_new_tokens"] = sorted({d.max_new_tokens for d in docs})  # the budgets (max_gen_toks= sets them)
     reported = [m for m in (*task.reported, *ALWAYS_REPORTED, *(("bad_word_violations",) if bad_words else ()))
                 if m not in task.metrics]
     id_field = task.dataset.id_field

@@ -41,8 +41,8 @@ class TaskRun:
         rows = self.per_doc if self.per_doc is not None else self.samples
 
         def values(m: str) -> list[Any]:
-            if all(m in r for r in rows):
-                return [float(r[m]) for r in rows]
+            if all(m in r for r in rows):  # None: the doc has no value (an empty output's hallucination rate)
+                return [None if r[m] is None else float(r[m]) for r in rows]
             return [[r["gold"], r["pred"]] for r in rows]
         out: dict[str, Any] = {"keys": list(self.item_keys), "values": {m: values(m) for m in metrics}}
         if self.clusters is not None:

@@ -49,7 +49,7 @@ class TaskVariant:
     def trained_for(self, kind: str) -> bool:
         """Whether the built-in trained tiny model of ``kind`` learns this variant: the prompts written
         for it (a prompt for any model counts as a causal one)."""
-        return kind in (self.template.model_kinds or ("causal",))
+        return self.template.tiny_trained and kind in (self.template.model_kinds or ("causal",))
 
     def choices(self, row: Row) -> list[str]:
         """The continuations to score: this prompt version's label words if it has its own, else the task's."""

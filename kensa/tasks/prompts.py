@@ -35,6 +35,9 @@ class PromptTemplate:
     model_kinds: tuple[str, ...] = ()
     """The kinds of model (``causal``, ``seq2seq``) this prompt is written for; empty: any model may run
     it (the harness's prompts, written for causal models)."""
+    tiny_trained: bool = True
+    """Whether kensa's built-in trained tiny models learn this prompt. False for prompts added after they
+    were trained: teaching them a new prompt retrains them and moves every threshold they have."""
 
     def fields(self) -> set[str]:
         """Names the format strings use; a task checks its views provide all of them."""

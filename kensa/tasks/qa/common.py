@@ -9,7 +9,10 @@ sit in the title; the fixtures hold a span that is the answer's second occurrenc
 prompt shows the paragraph only, as the JSQuAD task does.
 
 Prompt versions 0.1 and 0.2 are for seq2seq models (0-shot, ``question: … context: …`` and the rest);
-0.3 is the ja-alpaca instruction format for causal models. Every QA-suite prompt stops at EOS only:
+0.3 is the ja-alpaca instruction format for causal models; 0.4 (and AQG-HL's 0.5) are the users' own
+seq2seq formats, 0.4 with every input passed through the normaliser as the users' training data is
+(``n_*`` fields; the AQG-HL span re-mapped so that it still wraps exactly the answer at
+``answer_start``). Every QA-suite prompt stops at EOS only:
 a newline stop would hide the EOS/padding bug that makes a fine-tuned model run on past its answer,
 which the ``unterminated`` check is for.
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kensa.backends.contract import GenerationRequest
-from kensa.metrics.hallucination import QUESTION_WORDS, hallucination
+from kensa.metrics.hallucination import QUESTION_WORDS, hallucination, lemma_hallucination
 from kensa.metrics.qa_text import best, char_f1, ends_as_question, exact_match, normaliser
 from kensa.metrics.rouge import qa_rouge
 from kensa.tasks.prompts import PromptTemplate
@@ -34,8 +37,18 @@ NORMALISER = "1"
 """The normaliser version every QA-suite metric uses (:mod:`kensa.metrics.qa_text`)."""
 QA_BUDGET = 32
 """Tokens for an answer (JSQuAD answers are short; a run past this is ``unterminated``)."""
-QG_BUDGET = 64
-"""Tokens for a question (lmqg's ``max_length_output``)."""
+QG_BUDGET = 128
+"""Tokens for a question when the model arguments set no ``max_gen_toks`` (the users' ``max_target_length``)."""
+
+
+def qg_budget(lm: Any) -> int:
+    """The question-generation budget: ``max_gen_toks=`` when the model arguments set it, else :data:`QG_BUDGET`
+    (``max_gen_toks=256``, the argument's own default, reads as not set)."""
+    from kensa.backends.args import ModelArgs
+
+    spec = getattr(lm, "spec", None)
+    given = getattr(getattr(spec, "args", None), "max_gen_toks", None)
+    return given if isinstance(given, int) and given != ModelArgs.max_gen_toks else QG_BUDGET
 
 
 def paragraph(context: str) -> str:
@@ -57,6 +70,24 @@ def highlight(context: str, start: int, answer: str, spaced: bool = False) -> st
     return f"{pre}{HL} {answer} {HL}{post}"
 
 
+def normalised_highlight(context: str, start: int, answer: str) -> str:
+    """The users' highlight form on normalised text: ``normalise(context)`` with ``normalise(answer)`` wrapped
+    as ``… <hl> a <hl> …`` where ``answer_start`` maps to. The span's new offset is the length of the
+    normalised text before it; a span the normaliser moves or merges with its neighbours is an error."""
+    highlight(context, start, answer)  # the raw span is valid first
+    norm = normaliser(NORMALISER)
+    n_context, n_pre, n_answer = norm(context), norm(context[:start]), norm(answer)
+    offset = len(n_pre)
+    # neologdn keeps a space between two ASCII characters only, so the one before the span (``] 5月``) may
+    # survive in the whole context but not in the text before the span alone: step over it.
+    while offset < len(n_context) and n_context[offset].isspace() and not n_answer[:1].isspace():
+        offset += 1
+    if not n_answer or not n_context.startswith(n_pre) or not n_context[offset:].startswith(n_answer):
+        raise ValueError(f"after the normaliser the answer {n_answer!r} no longer follows {n_pre[-20:]!r}")
+    highlight(n_context, offset, n_answer)  # checks the span and the marker
+    return f"{n_context[:offset].rstrip()} {HL} {n_answer} {HL} {n_context[offset + len(n_answer):].lstrip()}"
+
+
 def first_answer(row: Any) -> tuple[str, Any]:
     return row["answers"]["text"][0], row["answers"]["answer_start"][0]
 
@@ -65,14 +96,17 @@ def view(row: Any) -> dict[str, str]:
     """Every field a QA-suite template may use. The highlighted contexts are only built for AQG-HL rows
     (other rows may have an answer that cannot be highlighted, which only AQG-HL checks)."""
     answer, _ = first_answer(row)
+    norm = normaliser(NORMALISER)
     return {"title": row["title"], "context": row["context"], "ctx": paragraph(row["context"]),
-            "question": row["question"], "q": row["question"], "answer": answer}
+            "question": row["question"], "q": row["question"], "answer": answer,
+            "n_context": norm(row["context"]), "n_question": norm(row["question"]), "n_answer": norm(answer)}
 
 
 def hl_view(row: Any) -> dict[str, str]:
     answer, start = first_answer(row)
     return {**view(row), "hl_context": highlight(row["context"], start, answer),
-            "hl_context_spaced": highlight(row["context"], start, answer, spaced=True)}
+            "hl_context_spaced": highlight(row["context"], start, answer, spaced=True),
+            "n_hl_context": normalised_highlight(row["context"], start, answer)}
 
 
 # -- row checks (errors name the file, row and field) ----------------------------------------------
@@ -80,6 +114,12 @@ def hl_view(row: Any) -> dict[str, str]:
 def check_context(row: Any) -> tuple[str, str] | None:
     if not paragraph(row["context"]):
         return "context", f"the context {row['context']!r} holds no text after the title"
+    return None
+
+
+def check_question(row: Any) -> tuple[str, str] | None:
+    if not isinstance(row.get("question"), str) or not row["question"].strip():
+        return "question", f"the question {row.get('question')!r} is empty"
     return None
 
 
@@ -102,7 +142,7 @@ def check_answers(row: Any) -> tuple[str, str] | None:
 def check_highlight(row: Any) -> tuple[str, str] | None:
     answer, start = first_answer(row)
     try:
-        highlight(row["context"], start, answer)
+        normalised_highlight(row["context"], start, answer)
     except ValueError as exc:
         return "context", f"the answer span cannot be highlighted: {exc}"
     return None
@@ -112,9 +152,12 @@ def check_highlight(row: Any) -> tuple[str, str] | None:
 
 def hallucination_scores(output: str, sources: Sequence[str],
                          stop_words: frozenset[str] = QUESTION_WORDS) -> dict[str, Any]:
+    """The users' hallucination rate (0-100; None for an empty output, which ``empty`` counts instead), whether
+    any word is hallucinated (0/100; None when empty), the lenient lemma variant and the words themselves."""
     h = hallucination(output, sources, stop_words)
-    return {"hallucination": h.rate, "hallucinated": float(bool(h.hallucinated)),
-            "hallucinated_words": h.hallucinated}
+    lenient = lemma_hallucination(output, sources, stop_words)
+    return {"hallucination": h.rate, "hallucinated": None if h.empty else 100.0 * bool(h.hallucinated),
+            "empty": 100.0 * h.empty, "hallucination_lemma": lenient.rate, "hallucinated_words": h.hallucinated}
 
 
 def score_answer(generation: str, golds: Sequence[str], context: str) -> dict[str, Any]:
@@ -125,21 +168,25 @@ def score_answer(generation: str, golds: Sequence[str], context: str) -> dict[st
 
 def score_question(generation: str, reference: str, answer: str, context: str) -> dict[str, Any]:
     """Per-doc scores of a generated question: ROUGE and (per sample) sentence BLEU against the reference,
-    corpus BLEU's pair, hallucination against the context and the answer, and the format checks."""
+    corpus BLEU's pair (raw: ``bleu`` normalises both sides, ``bleu_raw`` does not), hallucination against
+    the context and the answer, and the format checks."""
     from kensa.metrics.bleu_ja import sentence_bleu
 
     norm = normaliser(NORMALISER)
     return {**qa_rouge(reference, generation), "gold_value": reference, "pred": generation,
-            "sentence_bleu": sentence_bleu(reference, generation),
+            "sentence_bleu": sentence_bleu(norm(reference), norm(generation)),
             **hallucination_scores(generation, [context, answer]),
             "question_form": float(ends_as_question(generation)),
             "answer_leak": float(norm(answer) in norm(generation))}
 
 
-QA_METRICS = ("exact_match", "char_f1", "hallucination", "unterminated")
-QG_METRICS = ("bleu", "rouge1_ja", "rouge2_ja", "rougeL_ja", "hallucination", "roundtrip_f1", "question_form", "answer_leak",
-              "unterminated")
-QG_REPORTED = ("hallucinated", "roundtrip_em", "copies")
+QA_METRICS = ("exact_match", "char_f1", "hallucination", "empty", "unterminated")
+QA_REPORTED = ("hallucinated", "hallucination_lemma")
+QG_METRICS = ("bleu", "rouge1_ja", "rouge2_ja", "rougeL_ja", "hallucination", "empty", "roundtrip_f1", "question_form",
+              "answer_leak", "unterminated")
+"""What a question-generation task can gate; ``roundtrip_f1`` only with a separate ``--qa-model``
+(:func:`kensa.gate.fingerprint.gated_metrics`)."""
+QG_REPORTED = ("bleu_raw", "hallucinated", "hallucination_lemma", "roundtrip_em", "copies")
 
 
 # -- the answerability round trip ----------------------------------------------------------------------
