@@ -9,12 +9,12 @@ by default ``../shared/data``): JCommonsenseQA 1.1 and JNLI 1.3 at prompt versio
 
 * log-likelihood: kensa's ``HFCausalLM.loglikelihood(requests)`` (the backend called directly, no response
   cache) against lm-eval's ``HFLM._loglikelihood_tokens`` on the token ids kensa scores
-  (``HFCausalLM.encode_pair``, as tests/test_lm_eval_crosscheck.py does). Both timed regions start from the
+  (``HFCausalLM.encode_pair``, as tests/peer/test_lm_eval_crosscheck.py does). Both timed regions start from the
   same strings: kensa tokenizes inside ``loglikelihood``; the lm-eval side's timed region tokenizes with
   ``encode_pair`` (the same ids at the same cost) and then calls ``_loglikelihood_tokens``.
 * generation: kensa's ``HFCausalLM.generate_until`` against stock lm-eval ``HFLM.generate_until``
   (``add_bos_token=False``) on the same prompts, stop strings and budgets, as in
-  tests/test_lm_eval_generate_crosscheck.py, but with lm-eval's stop window left as shipped.
+  tests/peer/test_lm_eval_generate_crosscheck.py, but with lm-eval's stop window left as shipped.
 
 The sides alternate (kensa, lm-eval, lm-eval, kensa, ...) for ``--rounds`` rounds after one untimed
 warm-up batch each; the median wall time of each side is reported. ``tokens`` is the same number for both

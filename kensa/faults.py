@@ -1,6 +1,6 @@
 """A test-only fault hook: ``KENSA_FAULT=POINT[:SUFFIX][@N]`` makes the process SIGKILL itself the N-th time
 (default the first) it reaches the named point (with ``SUFFIX``: for a file whose path ends with it), so the kill
-sweep (tests/test_kill_sweep.py) can kill a run at the exact moment a random delay would rarely hit: half-way
+sweep (tests/system/test_kill_sweep.py) can kill a run at the exact moment a random delay would rarely hit: half-way
 through a file's bytes, between an update's files, inside a cache transaction.
 
 The points:

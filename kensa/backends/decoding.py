@@ -10,7 +10,7 @@ token.
 
 The inputs a step gets are those ``generate`` gives a decoder-only model: the attention mask of
 every column so far, position ids counted over the mask, and the cache from the step before. So
-each row's tokens are those ``generate`` picks (``tests/test_hf_backend.py`` checks it).
+each row's tokens are those ``generate`` picks (``tests/unit/backends/test_hf_backend.py`` checks it).
 """
 
 from __future__ import annotations

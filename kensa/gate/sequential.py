@@ -19,7 +19,7 @@ c: the reverse, n scored, N the task's size, t = n / N):
 
 Boundaries come from the canonical joint distribution of the z's (corr(Z_j, Z_k) = sqrt(t_j / t_k)) by recursive
 numerical integration (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19), with the spending
-functions of Lan & DeMets (1983). ``bounds`` reproduces gsDesign's published bounds (tests/test_sequential.py).
+functions of Lan & DeMets (1983). ``bounds`` reproduces gsDesign's published bounds (tests/unit/gate/test_sequential.py).
 Everything is vectorised over simulated sessions, so ``bench/gate_sim.py`` runs this very code.
 """
 

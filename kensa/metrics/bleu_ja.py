@@ -9,7 +9,7 @@ dictionary. :func:`tokenizer_dictionary` reports which file this BLEU uses, and 
 Corpus BLEU is computed from each pair's sufficient statistics (n-gram matches and totals, lengths),
 summed and scored by sacrebleu itself, exactly as ``corpus_score`` does; the statistics of a
 (reference, hypothesis) pair are cached, so the gate's paired bootstrap, which rescored the corpus
-thousands of times, re-tokenizes nothing. ``tests/test_metrics_qa.py`` checks both paths agree.
+thousands of times, re-tokenizes nothing. ``tests/unit/metrics/test_metrics_qa.py`` checks both paths agree.
 """
 
 from __future__ import annotations

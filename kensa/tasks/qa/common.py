@@ -30,7 +30,7 @@ from kensa.metrics.rouge import qa_rouge
 from kensa.tasks.prompts import PromptTemplate
 
 HL = "<hl>"
-"""The highlight marker (the tiny T5 tokenizers have it as one special token; ``tests/test_qa_tasks.py``
+"""The highlight marker (the tiny T5 tokenizers have it as one special token; ``tests/unit/tasks/test_qa_tasks.py``
 says which tokenizers split it)."""
 SEP_MARK = "[SEP]"
 NORMALISER = "1"

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from kensa.data import Split
 from kensa.tasks.jglue.jcommonsenseqa import TASK
+from tests.helpers import REPO
 from kensa.tasks.render import prepare
 
 VERSIONS = ["0.1", "0.2", "0.2.1", "0.3", "0.4", "0.5", "0.6"]
@@ -184,7 +185,7 @@ def test_task_ids():
 
 def test_suite_test_ids():
     """The JGLUE suite collects one test per prompt version, with the task id as the pytest id."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "suites/jglue"],
         check=False, cwd=repo, capture_output=True, text=True, timeout=120,

@@ -32,7 +32,7 @@ def suite(pytester, monkeypatch, tiny_neox, tiny_llama):
 
 def run(pytester, *args, gate: str = "off"):
     """In-process for speed; xdist runs in a subprocess, as users run it. The gate is off here
-    (these tests are about scoring and options); tests/test_gate_plugin.py tests the gate."""
+    (these tests are about scoring and options); tests/plugin/test_gate_plugin.py tests the gate."""
     runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest
     # These tests exercise the pytest layer on JCommonsenseQA; the other tasks have their own tests.
     only = () if "-k" in args else ("-k", "jcommonsenseqa")
@@ -63,7 +63,7 @@ def test_suite_writes_results_samples_and_table(suite, xdist):
     assert summary.startswith("**kensa gate: OFF") and "| model | task | metric |" in summary
 
 
-# Slow tier: tests/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
+# Slow tier: tests/plugin/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
 # same (summary, JUnit, gate rows, table, Holm, cache) for both xdist modes in the default tier.
 @pytest.mark.slow
 def test_serial_and_xdist_give_the_same_scores(suite):

@@ -1,6 +1,6 @@
 """The quiz suite's own readers, fed damaged files: the seed's evaluation and training formats, JAQKET v1
 (AI王 第1回), the AI王 TSV and JMMLU CSV. The registered quiz tasks' loading is fuzzed with the other task
-loaders (tests/test_loader_fuzz.py); these readers also serve ``--quiz-data``, ``--data-dir`` and
+loaders (tests/unit/tasks/test_loader_fuzz.py); these readers also serve ``--quiz-data``, ``--data-dir`` and
 ``python -m kensa quiz convert``. The only exception that may come out is kensa's DataError naming the file.
 """
 
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from kensa.errors import DataError
 from kensa.tasks.quiz.formats import read_aio_tsv, read_jaqket_v1, read_jmmlu, read_seed
 from tests.helpers import REPO
-from tests.test_input_fuzz import damage as damage_text
-from tests.test_loader_fuzz import _damage as damage_records
+from tests.unit.cli.test_input_fuzz import damage as damage_text
+from tests.unit.tasks.test_loader_fuzz import _damage as damage_records
 
 QUIZ = REPO / "fixtures" / "quiz"
 READERS = {

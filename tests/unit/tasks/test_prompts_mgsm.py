@@ -26,10 +26,10 @@ from kensa.tasks.jglue.mgsm import (
     view,
 )
 from kensa.tasks.render import prepare_generation
-from tests.helpers import generated
+from tests.helpers import REPO, generated
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
+GOLDEN = json.loads((REPO / "tests" / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
 
 ALPACA = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
 LLAMA = "<s>[INST] <<SYS>>\nあなたは役立つアシスタントです。\n<</SYS>>\n\n"

@@ -13,9 +13,9 @@ from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
 from kensa.tasks.render import prepare_generation
-from tests.helpers import generated
+from tests.helpers import REPO, generated
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "jglue" / "jsquad"
+SHARED = REPO.parent / "shared" / "data" / "jglue" / "jsquad"
 
 ALPACA = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。\n\n"
 LLAMA = "<s>[INST] <<SYS>>\nあなたは役立つアシスタントです。\n<</SYS>>\n\n"

@@ -1,6 +1,6 @@
 """``python -m kensa init DIR``: a team's own evaluation repository that runs kensa's installed suites.
 
-These run the suites from this checkout's kensa (installed editable); tests/test_wheel.py runs the same flow
+These run the suites from this checkout's kensa (installed editable); tests/system/test_wheel.py runs the same flow
 from a wheel in a fresh venv, outside the checkout.
 """
 

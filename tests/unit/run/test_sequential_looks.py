@@ -9,7 +9,7 @@ from kensa.data import DataSource
 from kensa.gate.sequential import look_sizes
 from kensa.run import evaluate_variant
 from kensa.tasks import all_tasks
-from tests.test_quiz_latency import FakeLM
+from tests.unit.gate.test_quiz_latency import FakeLM
 
 TASKS = {t.name: t for t in all_tasks()}
 
@@ -46,7 +46,7 @@ def test_looks_are_prefixes_of_the_full_run_and_stop_ends_the_task(name):
 
 
 def test_the_latency_gate_pairs_a_stopped_task_with_the_same_prefix_of_the_baseline():
-    from tests.test_quiz_latency import gate
+    from tests.unit.gate.test_quiz_latency import gate
 
     base = [0.1] * 10 + [5.0] * 10  # slow questions late in the order: a prefix must not be compared with them
     assert gate(base, [0.1] * 10).status == "pass"

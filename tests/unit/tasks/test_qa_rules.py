@@ -14,7 +14,7 @@ from kensa.tasks.qa import common
 from kensa.tasks.qa.jsquad_qa import AQG, AQG_HL, QA
 from kensa.tasks.qa.tsv import AQG_HL_TASK, AQG_TASK
 from kensa.tasks.qa.tsv import TASK as QA_TSV
-from tests.test_qa_tasks import FakeLM, _run
+from tests.unit.tasks.test_qa_tasks import FakeLM, _run
 
 
 def _variant(task, version):
@@ -209,7 +209,7 @@ def test_the_gate_leaves_docs_without_a_hallucination_rate_out_of_the_pair(tmp_p
 
     from kensa.gate.thresholds import Items, load_items, write_items
     from kensa.gate.verdicts import compare_models
-    from tests.test_gate import by_metric, entry_for, gate_rows, run_record
+    from tests.unit.gate.test_gate import by_metric, entry_for, gate_rows, run_record
 
     base_vals = [0.0] * 20 + [None] * 5
     cand_vals = [0.0] * 10 + [None] * 10 + [100.0] * 5  # the last five had no rate in the baseline

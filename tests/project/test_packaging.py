@@ -1,4 +1,4 @@
-"""What the wheel is made of, checked without building one (tests/test_wheel.py builds and installs it).
+"""What the wheel is made of, checked without building one (tests/system/test_wheel.py builds and installs it).
 
 The repository's folders are mapped to package names in pyproject.toml, so the package list is explicit: a new
 engine sub-package or suite, or a data file of a new kind, must be added there or the wheel silently lacks it.

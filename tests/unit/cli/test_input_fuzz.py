@@ -1,4 +1,4 @@
-"""Every reader besides the task loaders (tests/test_loader_fuzz.py), and every option parser, fuzzed.
+"""Every reader besides the task loaders (tests/unit/tasks/test_loader_fuzz.py), and every option parser, fuzzed.
 
 Damaged thresholds TOML and per-document files, damaged tokenizer probe files, and arbitrary option and
 model-arg values (huge, negative, NaN, odd encodings): the only exceptions that come out are kensa's own,

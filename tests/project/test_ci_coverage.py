@@ -34,7 +34,7 @@ def _marks(node: ast.AST) -> set[str]:
 def slow_only_tests() -> list[str]:
     """Tests whose every variant is slow and that neither CI's selection nor COVERED_ELSEWHERE accounts for."""
     missing = []
-    for path in sorted((REPO / "tests").glob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         module = set().union(*(_marks(n) for n in tree.body if isinstance(n, ast.Assign)
                                and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)))
@@ -54,7 +54,8 @@ def test_every_slow_test_runs_in_ci_or_names_where_its_check_does():
     assert slow_only_tests() == []
     for name, where in COVERED_ELSEWHERE.items():
         file, test = where.split("::")
-        assert f"def {test}(" in (REPO / "tests" / file).read_text(encoding="utf-8"), (name, where)
+        (path,) = (REPO / "tests").rglob(file)
+        assert f"def {test}(" in path.read_text(encoding="utf-8"), (name, where)
 
 
 def test_ci_runs_the_ci_selection_the_tokenizer_snapshots_and_the_gate_demonstration():

@@ -9,7 +9,7 @@ from kensa.data import DataSource
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jsts import TASK, parse_similarity
 from tests.helpers import SHARED_DATA
-from tests.test_prompts_jsts import FakeGenLM, answering
+from tests.unit.tasks.test_prompts_jsts import FakeGenLM, answering
 
 JSTS = SHARED_DATA / "jglue" / "jsts"
 VERSIONS = [v.template.version for v in TASK.variants()]

@@ -226,7 +226,7 @@ def _outputs(pytester, *args):
     return result, summary, props, doc["kensa"]["gate"], table
 
 
-# Slow tier: tests/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
+# Slow tier: tests/plugin/test_workers.py::test_both_xdist_modes_report_exactly_what_a_serial_run_reports checks the
 # same (summary, JUnit, gate rows, table, Holm, cache) for both xdist modes in the default tier.
 @pytest.mark.slow
 def test_xdist_reports_exactly_what_a_serial_run_reports(gated):

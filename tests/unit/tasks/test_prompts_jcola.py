@@ -12,7 +12,7 @@ from kensa.errors import DataError
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.jglue.jcola import DATASET, TASK
 from kensa.tasks.render import prepare
-from tests.test_prompts_xwinograd_ja import FakeLM
+from tests.unit.tasks.test_prompts_xwinograd_ja import FakeLM
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 

@@ -13,12 +13,12 @@ import pytest
 from kensa.data import DataSource
 from kensa.tasks.jglue.mgsm import TASK, extract_answer
 from kensa.tasks.render import prepare_generation
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO, SHARED_DATA
 
 MGSM = SHARED_DATA / "mgsm"
 pytestmark = pytest.mark.skipif(not (MGSM / "mgsm_ja.tsv").is_file() or not (MGSM / "mgsm_ja_exemplars.jsonl").is_file(),
                                 reason=f"no real MGSM data under {MGSM} (see shared/data/README.md)")
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
+GOLDEN = json.loads((REPO / "tests" / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 
 

@@ -19,9 +19,10 @@ import pytest
 from kensa.data import DataSource, find_local_file, load_split, read_hub, read_jsonl
 from kensa.errors import DataError
 from kensa.tasks.jglue.jcommonsenseqa import TASK
+from tests.helpers import REPO
 
 SPEC = TASK.dataset
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def row(q_id: int, label: int = 2, **changes) -> dict:
