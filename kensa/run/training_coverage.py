@@ -20,7 +20,10 @@ def trained_tiny_model(lm: Any) -> str | None:
     from kensa.tiny.build import MODELS
     from kensa.tiny.shipped import shipped_name_of
 
-    recipe = MODELS.get(lm.spec.source) if lm.spec.kind == "tiny" else None
+    spec = getattr(lm, "spec", None)  # a test's fake model has none
+    if spec is None:
+        return None
+    recipe = MODELS.get(spec.source) if spec.kind == "tiny" else None
     if recipe is not None and recipe.train is not None:
         return recipe.name
     return shipped_name_of((lm.info.get("identity") or {}).get("weights_sha256") or "")

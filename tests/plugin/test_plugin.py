@@ -120,6 +120,9 @@ def test_running_the_suite_without_a_model_is_a_usage_error(suite):
 QA_MARKER_CHECKS = 1
 """suites/qa's test_highlight_marker_is_one_token: one test per model (one "no-model" test without --model)."""
 
+RECORD_PROMPT_SNAPSHOTS = 4
+"""suites/quiz's test_record_prompt: prompts 0.1 and 0.2 of a training-format record and of a JMMLU row."""
+
 
 def _variant_count() -> int:
     from kensa.tasks import all_tasks
@@ -134,7 +137,7 @@ def test_snapshot_tests_need_no_model(pytester, monkeypatch):
                                            "--rootdir", str(REPO), "-p", "no:cacheprovider")
     n = _variant_count()
     # every task variant's prompt snapshot; the tokenizer snapshots skip without a model
-    result.assert_outcomes(passed=n, deselected=n + QA_MARKER_CHECKS, skipped=2)
+    result.assert_outcomes(passed=n + RECORD_PROMPT_SNAPSHOTS, deselected=n + QA_MARKER_CHECKS, skipped=2)
 
 
 def test_a_model_that_cannot_load_stops_the_session_once(suite):
@@ -183,7 +186,7 @@ def test_collect_only_imports_neither_torch_transformers_nor_scipy():
     assert "HEAVY []" in done.stdout, done.stdout
     # every task variant x (score, prompt snapshot), the tokenizer snapshot and its round-trip property, and
     # the QA suite's marker check
-    assert f"{2 * _variant_count() + 2 + QA_MARKER_CHECKS} tests collected" in done.stdout
+    assert f"{2 * _variant_count() + 2 + QA_MARKER_CHECKS + RECORD_PROMPT_SNAPSHOTS} tests collected" in done.stdout
     print(f"collect-only took {elapsed:.2f} s")  # measured, not asserted: see README
 
 
@@ -203,7 +206,7 @@ def test_suite_runs_on_the_real_validation_set(suite, shared_data):
 
 def test_long_runs_print_progress(suite, monkeypatch):
     """Progress lines go past pytest's capture; the interval is 0 here so a short run shows them."""
-    import kensa_pytest.kensa_plugin as plugin
+    import kensa_pytest.progress as plugin
 
     monkeypatch.setattr(plugin.ProgressLine, "INTERVAL", 0.0)
     result = run(suite, "--model", "tiny", "--prompt-version", "0.3", "--model-args", "batch_size=2")

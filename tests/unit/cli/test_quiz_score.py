@@ -53,6 +53,7 @@ def test_score_is_the_suites_scoring(tmp_path):
 
     class Replay:
         name, max_length, max_gen_toks, info = "replay", 4096, 32, {}
+        kind, bad_words = "causal", ()  # the rest of what a run loop reads of a backend
 
         def tok_encode(self, text):
             return list(text.encode())
