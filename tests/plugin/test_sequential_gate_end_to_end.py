@@ -37,7 +37,7 @@ def _tasks(tmp_path, model):
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory):
     pytest.importorskip("transformers")
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     root = tmp_path_factory.mktemp("models")
     copy = tiny.write_tiny("tiny-trained", root / "tt-copy")

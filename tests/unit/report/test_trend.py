@@ -49,7 +49,7 @@ def test_a_partial_run_or_a_folder_without_results_is_an_error_naming_it(tmp_pat
 def test_three_result_folders_from_tiny_models(tmp_path):
     """One session scores tiny-trained, a copy and a damaged copy, all gated against tiny-trained's baseline."""
     pytest.importorskip("transformers")
-    from kensa.models import tiny
+    from kensa.tiny import build as tiny
 
     copy = tiny.write_tiny("tiny-trained", tmp_path / "m" / "tt-copy")
     damaged = tiny.perturb_weights(copy, tmp_path / "m" / "tt-damaged", scale=tiny.DAMAGE_SCALE, seed=0)
