@@ -68,7 +68,8 @@ def test_the_wheel_holds_engine_plugin_suites_fixtures_and_tiny_models(installed
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
         entry_points = next(whl.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    for expected in ("kensa/gate/stats.py", "kensa/models/tiny.py", "kensa/cli/team_repo/pytest.ini",
+    for expected in ("kensa/gate/stats.py", "kensa/tiny/build.py", "kensa/tiny/data/models/tiny-trained/model.safetensors",
+                     "kensa/tiny/data/corpus/training-v1-causal.jsonl", "kensa/cli/team_repo/pytest.ini",
                      "kensa_pytest/__init__.py", "kensa_pytest/kensa_plugin.py", "kensa_suites/jglue/test_jglue.py",
                      "kensa_suites/qa/__snapshots__/test_qa_prompt_snapshots/test_prompt[aqg-1.0-0.3].prompt.txt",
                      "kensa_fixtures/tokenizer_probes.jsonl", "kensa_fixtures/jglue/jnli/valid-v1.3.json"):
