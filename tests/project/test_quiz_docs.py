@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import REPO, SHARED_DATA
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]  # minutes: CI runs it (make check), make test does not
 
 DOC = REPO / "docs" / "quiz.md"
 OUTPUT_FLAGS = ("--eval", "--train", "--out", "--plot")
