@@ -24,20 +24,34 @@ from tests.helpers import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
 GUIDE = REPO / "docs" / "adding-a-task.md"
-BLOCK = re.compile(r"^ *```(\w+)(?: file=(\S+))?\n(.*?)^ *```", re.M | re.S)
+BLOCK = re.compile(r"^ *```(\w+)(?: (file|edit)=(\S+))?\n(.*?)^ *```", re.M | re.S)
 
 
-def guide_steps() -> list[tuple[str, str, str]]:
-    """``(kind, path, text)`` per block: ``("file", path, content)`` or ``("sh", "", command)``."""
+def guide_steps(guide: Path = GUIDE) -> list[tuple[str, str, str]]:
+    """``(kind, path, text)`` per block: ``("file", path, content)``, ``("edit", path, "old|new")`` or
+    ``("sh", "", command)``."""
     steps = []
-    for lang, path, body in BLOCK.findall(GUIDE.read_text(encoding="utf-8")):
+    for lang, kind, path, body in BLOCK.findall(guide.read_text(encoding="utf-8")):
         indent = min(len(line) - len(line.lstrip()) for line in body.splitlines() if line.strip())
         text = "\n".join(line[indent:] for line in body.splitlines()) + "\n"
-        if path:
-            steps.append(("file", path, text))
+        if kind:
+            steps.append((kind, path, text if kind == "file" else text.strip()))
         elif lang == "sh":
             steps.append(("sh", "", text.strip()))
     return steps
+
+
+def apply(root: Path, kind: str, path: str, text: str) -> None:
+    """Write a ``file=`` block, or make an ``edit=`` block's one replacement (``old|new``) in an existing file."""
+    target = root / path
+    if kind == "file":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return
+    old, new = text.split("|")
+    before = target.read_text(encoding="utf-8")
+    assert before.count(old) == 1, f"{path}: the guide's edit expects {old!r} once"
+    target.write_text(before.replace(old, new), encoding="utf-8")
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -83,9 +97,8 @@ def test_adding_a_task_as_the_guide_says_touches_only_its_own_files(scratch: Pat
     steps = guide_steps()
     check = steps[-1][2]
     for kind, path, text in steps:
-        if kind == "file":
-            (scratch / path).parent.mkdir(parents=True, exist_ok=True)
-            (scratch / path).write_text(text, encoding="utf-8")
+        if kind != "sh":
+            apply(scratch, kind, path, text)
             continue
         if text != check:  # skipping this step must leave the check failing
             done = run(scratch, check)

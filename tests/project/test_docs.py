@@ -23,7 +23,8 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
          *[REPO / d / "README.md" for d in ("suites", "tests", "kensa/backends", "kensa/tasks", "thresholds", "bench")]]
 # Pages written elsewhere in the project: their links and commands are their owners' (checked once merged).
 OWNED_ELSEWHERE: set[str] = set()
-RUN_BY = {"docs/adding-a-task.md": "tests/project/test_add_a_task.py", "docs/quiz.md": "tests/project/test_quiz_docs.py",
+RUN_BY = {"docs/adding-a-task.md": "tests/project/test_add_a_task.py",
+          "docs/adding-a-backend.md": "tests/project/test_add_a_backend.py", "docs/quiz.md": "tests/project/test_quiz_docs.py",
           "bench/README.md": "tests/peer/test_bench.py"}
 """Pages whose commands another test runs for real (so this one does not run them to collection)."""
 NEEDS_MORE = re.compile(r"#.*\b(needs? (a |the )?(GPU|GPUs|network|model|results of earlier runs|minutes of training)|network)\b")
