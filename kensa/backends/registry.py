@@ -55,6 +55,8 @@ class BackendEntry:
 
 
 _BACKENDS: dict[str, BackendEntry] = {}
+_MODULES: dict[str, str] = {}
+"""The module each backend was registered from (its loader's), for a stable order."""
 
 
 def register(entry: BackendEntry) -> BackendEntry:
@@ -71,6 +73,7 @@ def register(entry: BackendEntry) -> BackendEntry:
             raise KensaError(f"backend {entry.name!r}: args field {f.name!r} is not a ModelArgs field with the "
                              "same default (add it to kensa.backends.args.ModelArgs, which parses --model-args)")
     _BACKENDS[entry.name] = entry
+    _MODULES[entry.name] = entry.load.__module__
     return entry
 
 
@@ -78,7 +81,10 @@ def backends() -> list[BackendEntry]:
     """Every registered backend (importing the modules that register them)."""
     for module in BACKEND_MODULES:
         importlib.import_module(module)
-    return list(_BACKENDS.values())
+    # In BACKEND_MODULES' order whichever module a process happened to import first (choices and errors list
+    # them the same way everywhere); others (registered by a test or a plugin) after them, by name.
+    order = {module: i for i, module in enumerate(BACKEND_MODULES)}
+    return sorted(_BACKENDS.values(), key=lambda b: (order.get(_MODULES.get(b.name, ""), len(order)), b.name))
 
 
 def option_names() -> tuple[str, ...]:
