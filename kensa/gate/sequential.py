@@ -14,7 +14,7 @@ c: the reverse, n scored, N the task's size, t = n / N):
   test's alpha holds whatever the PASS rule does (a non-binding futility bound); ``alpha_pass`` caps the chance of
   passing early a model that is exactly ``delta`` worse. SE uses pseudo-counts (b + c + 2) / (n + 2), so that an
   early look with no discordant pair cannot pass on a zero standard error, and tasks under ``SMALL_N`` documents
-  also need an exact (Clopper-Pearson, Bonferroni-split) upper bound on the drop below the margin.
+  also need Tango's (1998) score upper bound on the drop (variance from the constrained MLE) below the margin.
 * At the last look FAIL iff ``z_fail`` crosses its last bound; otherwise the task passes, as in the fixed gate.
 
 Boundaries come from the canonical joint distribution of the z's (corr(Z_j, Z_k) = sqrt(t_j / t_k)) by recursive
@@ -38,9 +38,10 @@ DEFAULT_LOOKS = 10
 ALPHA_PASS = 0.10
 """Chance of an early PASS for a model exactly ``delta`` worse (the consumer's risk of stopping early)."""
 SMALL_N = 500
-"""Under this many documents an early PASS also needs the exact bound of :func:`exact_drop_bound` below the margin:
-with few discordant pairs the normal SE is unreliable (with the plain Wald SE an MGSM-sized task passed a model
-exactly delta worse early 37 % of the time, against the 10 % allowed)."""
+"""Under this many documents an early PASS also needs Tango's score bound (:func:`small_task_pass`) below the
+margin: with few discordant pairs the normal SE is unreliable (with the plain Wald SE an MGSM-sized task passed a
+model exactly delta worse early 37 % of the time, against the 10 % allowed; with pseudo-counts alone up to 11 % at
+N = 100-400, above the 10.9 % that 10,000 runs allow; with Tango's bound 4-10 %, bench/gate_sim.py --only small)."""
 POWER = 0.8
 
 # Integration grid: step and lower end. h = 0.02 gives gsDesign's bounds to four decimals.
@@ -222,13 +223,12 @@ def tango_z(b: np.ndarray, c: np.ndarray, n: np.ndarray, delta: np.ndarray) -> n
     return np.divide(num, np.sqrt(var), out=np.zeros_like(num), where=var > 0)
 
 
-def tango_upper_bound(b: np.ndarray, c: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
+def tango_upper_bound(b: np.ndarray, c: np.ndarray, n: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Tango's score upper confidence bound on the drop p_b - p_c at one-sided ``level``: the largest drop that
     the score test does not reject, ``tango_z(b, c, n, U) = z_level``. The statistic increases in the hypothesised
     drop, so ``U < delta`` iff ``tango_z(b, c, n, delta) > z_level`` (the gate tests that directly). By bisection,
     vectorised; 1 when every document got worse."""
-    b, c, n = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n)))
-    z = float(stats.norm.isf(level))
+    b, c, n, z = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n, stats.norm.isf(level))))
     lo, hi = (b - c) / n, np.ones(b.shape)
     for _ in range(60):  # 2^-60: below float resolution on [-1, 1]
         mid = (lo + hi) / 2
