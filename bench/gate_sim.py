@@ -7,6 +7,7 @@ joint law as drawing every document. Accuracy does not enter the paired tests, o
 
     python -m bench.gate_sim                    # every table, 10,000 sessions each (minutes on 2 cores)
     python -m bench.gate_sim --sessions 2000    # quicker, noisier
+    python -m bench.gate_sim --only small       # the small-task PASS rule: candidates compared at N = 100-400
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,11 +162,103 @@ def pooled_table(sessions: int, seed: int, out: list[str]) -> None:
                    f" | {with_pool[:, -1].mean():.2%} |")
 
 
+# -- small tasks: which extra condition an early PASS needs under SMALL_N documents -------------------------------
+
+SmallRule = Callable[[np.ndarray, np.ndarray, np.ndarray, sequential.Design, np.ndarray], np.ndarray]
+
+
+def _no_rule(b, c, n, design, cp):
+    return np.ones(np.broadcast(b, cp).shape, dtype=bool)
+
+
+def _clopper_pearson(b, c, n, design, cp):
+    return sequential.exact_drop_bound(b, c, n, stats.norm.sf(cp)) < design.margin
+
+
+def _tango(b, c, n, design, cp):
+    return sequential.tango_z(b, c, n, design.margin) >= cp
+
+
+def _twenty_pairs(b, c, n, design, cp):
+    return b + c >= 20
+
+
+SMALL_RULES: dict[str, tuple[SmallRule, bool]] = {
+    # name: (extra condition, whether the pseudo-count z_pass must also cross)
+    "Wald SE only (no small-N rule)": (_no_rule, True),
+    "Clopper-Pearson (before)": (_clopper_pearson, True),
+    "Tango score (the engine's)": (_tango, True),
+    "Tango score alone": (_tango, False),
+    "b + c >= 20": (_twenty_pairs, True),
+}
+SMALL_SIZES = (100, 250, 400)
+SMALL_PSI = (0.05, 0.10, 0.15)
+
+
+def decide_small(counts: np.ndarray, design: sequential.Design, rule: SmallRule, with_z_pass: bool = True,
+                 ) -> sequential.Stops:
+    """``sequential.decide`` with another small-task PASS condition (same FAIL test, bounds and last look)."""
+    sizes = design.sizes
+    n = np.asarray(sizes, dtype=float)[None, :]
+    b, c = counts[..., 0].astype(float), counts[..., 1].astype(float)
+    cf, cp = design.fail_bounds(sizes), design.pass_bounds(sizes)
+    fail = sequential.z_fail(b - c, b + c) >= cf[None, :]
+    pass_ = rule(b, c, n, design, cp[None, :])
+    if with_z_pass:
+        pass_ = pass_ & (sequential.z_pass(b - c, b + c, n, design.margin) >= cp[None, :])
+    pass_[:, -1] = True
+    first = np.argmax(fail | pass_, axis=1)
+    rows = np.arange(counts.shape[0])
+    return sequential.Stops(np.where(fail[rows, first], "fail", "pass"), first + 1, np.asarray(sizes)[first],
+                            first < len(sizes) - 1)
+
+
+def identical_copy_look(design: sequential.Design, rule: SmallRule, with_z_pass: bool) -> int:
+    """The look at which a copy with no discordant document stops (10 = it runs in full)."""
+    counts = np.zeros((1, len(design.sizes), 2))
+    return int(decide_small(counts, design, rule, with_z_pass).look[0])
+
+
+def small_cases() -> list[tuple[int, float, float]]:
+    """(N, true psi, psi the margin is planned at): the margin at the true psi, and the gate's default margin
+    (planning psi 10 %) when the true psi is far from it."""
+    cases = [(n, psi, psi) for n in SMALL_SIZES for psi in SMALL_PSI]
+    return cases + [(n, psi, 0.10) for n in SMALL_SIZES for psi in (0.02, 0.25)]
+
+
+def small_table(sessions: int, seed: int, out: list[str]) -> None:
+    rng = np.random.default_rng(seed)
+    level = ALPHA / len(SUITE)
+    a = sequential.ALPHA_PASS
+    out.append(f"\nSmall tasks, alpha/{len(SUITE)} = {level:.5f}, K = {sequential.DEFAULT_LOOKS} looks, margin = MDE "
+               f"at the planning psi, {sessions:,} runs per cell (the same draws for every rule), seed {seed}; "
+               f"early-PASS limit alpha_pass + 3 SE = {a + 3 * np.sqrt(a * (1 - a) / sessions):.2%}, false-fail "
+               f"limit {stats.binom.ppf(0.999, sessions, level) / sessions:.2%}")
+    out.append("| N | psi (planned) | margin (pt) | rule | early PASS at margin | false fails seq / fixed | "
+               "power at MDE seq / fixed | docs scored, no change | identical copy stops at look |")
+    out.append("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for n, psi, planned in small_cases():
+        design = design_for(SimTask(f"N={n}", n, 0.5, planned), level)
+        null = draw_counts(sessions, design.sizes, psi, 0.0, rng)
+        # A drop above psi needs that much discordance: psi = margin there (N = 100 at psi 5 %).
+        at_mde = draw_counts(sessions, design.sizes, max(psi, design.margin), design.margin, rng)
+        fixed_null = (fixed_p(null[:, -1, 0], null[:, -1, 1]) <= level).mean()
+        fixed_power = (fixed_p(at_mde[:, -1, 0], at_mde[:, -1, 1]) <= level).mean()
+        for name, (rule, with_z) in SMALL_RULES.items():
+            s0 = decide_small(null, design, rule, with_z)
+            s1 = decide_small(at_mde, design, rule, with_z)
+            out.append(f"| {n} | {psi:.0%} ({planned:.0%}) | {100 * design.margin:.2f} | {name} | "
+                       f"{((s1.decision == 'pass') & s1.early).mean():.1%} | "
+                       f"{(s0.decision == 'fail').mean():.2%} / {fixed_null:.2%} | "
+                       f"{(s1.decision == 'fail').mean():.1%} / {fixed_power:.1%} | "
+                       f"{(s0.scored / n).mean():.1%} | {identical_copy_look(design, rule, with_z)} |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261206)
-    ap.add_argument("--only", choices=("tasks", "session", "pooled"), default=None)
+    ap.add_argument("--only", choices=("tasks", "session", "pooled", "small"), default=None)
     args = ap.parse_args(argv)
     out: list[str] = []
     start = time.perf_counter()
@@ -175,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         session_table(args.sessions, args.seed + 1, out)
     if args.only in (None, "pooled"):
         pooled_table(args.sessions, args.seed + 2, out)
+    if args.only in (None, "small"):
+        small_table(args.sessions, args.seed + 3, out)
     out.append(f"\n({time.perf_counter() - start:.1f} s)")
     print("\n".join(out))
     return 0

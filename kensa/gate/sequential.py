@@ -14,7 +14,7 @@ c: the reverse, n scored, N the task's size, t = n / N):
   test's alpha holds whatever the PASS rule does (a non-binding futility bound); ``alpha_pass`` caps the chance of
   passing early a model that is exactly ``delta`` worse. SE uses pseudo-counts (b + c + 2) / (n + 2), so that an
   early look with no discordant pair cannot pass on a zero standard error, and tasks under ``SMALL_N`` documents
-  also need an exact (Clopper-Pearson, Bonferroni-split) upper bound on the drop below the margin.
+  also need Tango's (1998) score upper bound on the drop (variance from the constrained MLE) below the margin.
 * At the last look FAIL iff ``z_fail`` crosses its last bound; otherwise the task passes, as in the fixed gate.
 
 Boundaries come from the canonical joint distribution of the z's (corr(Z_j, Z_k) = sqrt(t_j / t_k)) by recursive
@@ -38,9 +38,10 @@ DEFAULT_LOOKS = 10
 ALPHA_PASS = 0.10
 """Chance of an early PASS for a model exactly ``delta`` worse (the consumer's risk of stopping early)."""
 SMALL_N = 500
-"""Under this many documents an early PASS also needs the exact bound of :func:`exact_drop_bound` below the margin:
-with few discordant pairs the normal SE is unreliable (with the plain Wald SE an MGSM-sized task passed a model
-exactly delta worse early 37 % of the time, against the 10 % allowed)."""
+"""Under this many documents an early PASS also needs Tango's score bound (:func:`small_task_pass`) below the
+margin: with few discordant pairs the normal SE is unreliable (with the plain Wald SE an MGSM-sized task passed a
+model exactly delta worse early 37 % of the time, against the 10 % allowed; with pseudo-counts alone up to 11 % at
+N = 100-400, above the 10.9 % that 10,000 runs allow; with Tango's bound 4-10 %, bench/gate_sim.py --only small)."""
 POWER = 0.8
 
 # Integration grid: step and lower end. h = 0.02 gives gsDesign's bounds to four decimals.
@@ -190,13 +191,60 @@ def exact_drop_bound(b: np.ndarray, c: np.ndarray, n: np.ndarray, level: np.ndar
     """Conservative upper confidence bound on the drop at one-sided ``level``: the Clopper-Pearson upper bound of
     the share of documents that got worse (b) minus the lower bound of the share that went from full marks to none
     (c), each at level / 2 (Bonferroni). For |d| <= 1 the mean drop is at most that difference of shares, so the
-    bound holds for graded per-document scores too. Valid at any count, zero included."""
+    bound holds for graded per-document scores too. Valid at any count, zero included. The gate's small-task rule
+    used it before Tango's bound (:func:`tango_z`), which reaches the margin with fewer documents."""
     b, c, n = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n)))
     half = np.broadcast_to(np.asarray(level, dtype=float) / 2, b.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         upper = np.where(b >= n, 1.0, stats.beta.isf(half, b + 1, np.maximum(n - b, 1)))
         lower = np.where(c <= 0, 0.0, stats.beta.ppf(half, np.maximum(c, 1), n - c + 1))
     return upper - lower
+
+
+def tango_z(b: np.ndarray, c: np.ndarray, n: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Tango's (1998) score statistic for "the drop is ``delta``" on paired counts, signed so that large values say
+    the drop is below ``delta``: ``(n delta - (b - c)) / sqrt(n (2 q + delta (1 - delta)))``.
+
+    The drop is p_b - p_c (b: documents that got worse, c: better, n in all). q is the maximum-likelihood p_c under
+    the constraint p_b - p_c = delta, the root of ``2n q^2 + B q + C = 0`` with ``B = (2n - b + c) delta - (b + c)``,
+    ``C = -c delta (1 - delta)``: the variance is the one the null hypothesis implies, not the observed one, so zero
+    discordant pairs still give a positive variance (n delta (1 - delta)) and the test stays valid there. 0 where
+    the variance vanishes (delta = 0 and b = c = 0)."""
+    b, c, n, d = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n, delta)))
+    big_b = (2 * n - b + c) * d - (b + c)
+    small_c = -c * d * (1 - d)
+    root = np.sqrt(np.maximum(big_b**2 - 8 * n * small_c, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # The larger root, in the form that does not cancel when B > 0 (then C <= 0 and q is small).
+        q = np.where(big_b > 0, np.divide(-2 * small_c, big_b + root, out=np.zeros_like(root), where=big_b + root > 0),
+                     (root - big_b) / (4 * n))
+    var = n * np.maximum(2 * q + d * (1 - d), 0.0)
+    num = n * d - (b - c)
+    return np.divide(num, np.sqrt(var), out=np.zeros_like(num), where=var > 0)
+
+
+def tango_upper_bound(b: np.ndarray, c: np.ndarray, n: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Tango's score upper confidence bound on the drop p_b - p_c at one-sided ``level``: the largest drop that
+    the score test does not reject, ``tango_z(b, c, n, U) = z_level``. The statistic increases in the hypothesised
+    drop, so ``U < delta`` iff ``tango_z(b, c, n, delta) > z_level`` (the gate tests that directly). By bisection,
+    vectorised; 1 when every document got worse."""
+    b, c, n, z = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, c, n, stats.norm.isf(level))))
+    lo, hi = (b - c) / n, np.ones(b.shape)
+    for _ in range(60):  # 2^-60: below float resolution on [-1, 1]
+        mid = (lo + hi) / 2
+        below = tango_z(b, c, n, mid) < z
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.where(b >= n, 1.0, hi)
+
+
+def small_task_pass(worse: np.ndarray, lost: np.ndarray, n: np.ndarray, margin: float,
+                    bound: np.ndarray) -> np.ndarray:
+    """The extra condition for an early PASS on a task under ``SMALL_N`` documents: Tango's score test rejects
+    "the drop is the margin" at the look's PASS bound, i.e. Tango's upper confidence bound on the drop is below the
+    margin. ``worse`` counts documents with d > 0 and ``lost`` those with d <= -1: for graded scores (|d| <= 1) the
+    mean drop is at most p_worse - p_lost, and (worse, lost, the rest) is a trinomial, so the bound on that
+    difference of shares bounds the mean drop too (conservatively)."""
+    return tango_z(worse, lost, n, margin) >= bound
 
 
 @dataclass(frozen=True)
@@ -236,7 +284,7 @@ def decide_sums(sums: np.ndarray, design: Design, sizes: Sequence[int] | None = 
     fail = (z_fail(s1, s2) >= cf[None, :]) & (s1 / n >= min_fail_drop - 1e-12)
     pass_ = z_pass(s1, s2, n, design.margin) >= cp[None, :]
     if design.n < SMALL_N:
-        pass_ &= exact_drop_bound(worse, lost, n, stats.norm.sf(cp)[None, :]) < design.margin
+        pass_ &= small_task_pass(worse, lost, n, design.margin, cp[None, :])
     pass_[:, -1] = True  # the last look passes whatever did not fail
     stop = fail | pass_
     first = np.argmax(stop, axis=1)  # every row stops by the last look

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from bench import gate_sim
@@ -70,14 +72,41 @@ def test_identical_models_pass_at_the_first_look_without_nan():
     assert all(math.isfinite(x) for x in (result.looks_seen[0].z_fail, result.looks_seen[0].z_pass))
 
 
-def test_a_small_identical_task_needs_the_exact_bound_before_passing_early():
+def test_a_small_identical_task_passes_early_once_tangos_bound_is_below_the_margin():
     base = np.ones(250)
     result = sequential.run_task(base, base, _design(250))
-    level = stats.norm.sf(result.looks_seen[-1].pass_bound)
-    assert result.decision == "pass" and 1 < result.look < 10
-    # zero discordant pairs: the Clopper-Pearson bound is 1 - (level / 2) ** (1 / n), below the margin.
-    assert 1 - (level / 2) ** (1 / result.scored) < result.margin
+    z = np.array([look.pass_bound for look in result.looks_seen])
+    n = np.array([look.scored for look in result.looks_seen])
+    # zero discordant pairs: Tango's bound solves n U / (1 - U) = z^2, U = z^2 / (n + z^2); the copy stops at the
+    # first look where that is below the margin (look 3 of 10, 75 documents).
+    below = z**2 / (n + z**2) < result.margin
+    assert result.decision == "pass" and result.look == 3 and below[-1] and not below[:-1].any()
+    level = stats.norm.sf(z)
+    assert sequential.tango_upper_bound(np.zeros(3), 0, n, level) == pytest.approx(z**2 / (n + z**2), abs=1e-9)
     assert sequential.exact_drop_bound(0, 0, 25, 0.02) == pytest.approx(1 - 0.01 ** (1 / 25))
+
+
+def test_a_small_task_with_a_few_balanced_discordant_pairs_passes_where_clopper_pearson_waited():
+    # N = 250 (MGSM's size), one b and one c in every 25 documents: no drop, 8 % discordant.
+    base, cand = np.ones(250), np.ones(250)
+    base[5::25], cand[17::25] = 0.0, 0.0
+    result = sequential.run_task(base, cand, _design(250))
+    assert (result.decision, result.look, result.scored) == ("pass", 4, 100)
+    level = stats.norm.sf(result.looks_seen[-1].pass_bound)
+    assert sequential.tango_upper_bound(4, 4, 100, level) < result.margin  # 6.49 pt < 6.68 pt
+    assert sequential.exact_drop_bound(4, 4, 100, level) > result.margin  # 9.98 pt: the former rule waited to look 8
+    assert sequential.tango_upper_bound(3, 3, 75, stats.norm.sf(result.looks_seen[-2].pass_bound)) > result.margin
+
+
+def test_a_small_graded_task_counts_every_document_that_lost_anything_as_worse():
+    # F1-like scores: 20 % of the documents lose 0.05 and 20 % gain 0.05 (no mean drop; z_pass alone would pass at
+    # look 2). Tango's bound runs on (#d > 0, #d <= -1) = (20 %, 0), which bounds the mean drop from above but
+    # stays over the 6.7-point margin: no early PASS, a PASS at the last look.
+    base = np.full(250, 0.8)
+    cand = base - np.where(np.arange(250) % 5 == 0, 0.05, 0.0) + np.where(np.arange(250) % 5 == 1, 0.05, 0.0)
+    result = sequential.run_task(base, cand, _design(250))
+    assert (result.decision, result.look) == ("pass", 10)
+    assert result.looks_seen[1].z_pass >= result.looks_seen[1].pass_bound
 
 
 def test_a_model_wrong_everywhere_fails_early_and_all_discordant_pairs_are_finite():
@@ -112,6 +141,56 @@ def test_graded_scores_use_the_same_sums_and_values_beyond_the_scale_are_refused
         sequential.Design(100, 0.05, 0.0)
 
 
+# -- Tango's score bound: the small-task PASS rule ---------------------------------------------------
+
+def test_tango_interval_matches_the_published_one():
+    # Cavo et al. (2012), complete response before and after consolidation, n12 = 6, n21 = 16, N = 161: Tango's
+    # 95 % score interval for p12 - p21 is -0.1240 to -0.0054 (Fagerland, Lydersen & Laake 2017, ch. 8).
+    upper = sequential.tango_upper_bound(6, 16, 161, 0.025)
+    lower = -sequential.tango_upper_bound(16, 6, 161, 0.025)
+    assert (round(float(lower), 4), round(float(upper), 4)) == (-0.1240, -0.0054)
+
+
+def _score_z_by_numerical_mle(b: int, c: int, n: int, delta: float) -> float:
+    """Tango's statistic with the constrained MLE of p_c found by maximising the trinomial likelihood numerically."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import xlogy
+
+    def nll(q: float) -> float:
+        return -(xlogy(b, q + delta) + xlogy(c, q) + xlogy(n - b - c, 1 - 2 * q - delta))
+
+    eps = 1e-13
+    q = minimize_scalar(nll, bounds=(max(0.0, -delta) + eps, (1 - delta) / 2 - eps), method="bounded",
+                        options={"xatol": 1e-12}).x
+    return (n * delta - (b - c)) / math.sqrt(n * (2 * q + delta * (1 - delta)))
+
+
+@pytest.mark.parametrize(("b", "c", "n"), [(0, 0, 25), (6, 16, 161), (3, 0, 75), (9, 4, 100), (20, 21, 250)])
+def test_tango_bound_is_the_numerical_inversion_of_the_score_statistic(b, c, n):
+    level, step = 0.05, 0.001
+    z = stats.norm.isf(level)
+    grid = np.arange(math.floor((b - c) / n / step) * step, 0.6, step)
+    direct = np.array([_score_z_by_numerical_mle(b, c, n, float(d)) for d in grid])
+    assert np.all(np.diff(direct) > 0)  # the statistic increases in the hypothesised drop
+    assert sequential.tango_z(b, c, n, grid[5:]) == pytest.approx(direct[5:], rel=1e-5, abs=1e-6)
+    first_rejected = grid[np.argmax(direct >= z)]
+    assert first_rejected - step <= sequential.tango_upper_bound(b, c, n, level) <= first_rejected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 500), st.data(), st.floats(0.001, 0.2))
+def test_tango_bound_is_monotone_in_b_and_c_and_covers_the_observed_drop(n, data, level):
+    b = data.draw(st.integers(0, n - 1))
+    c = data.draw(st.integers(0, n - 1 - b))
+    u = float(sequential.tango_upper_bound(b, c, n, level))
+    assert (b - c) / n <= u <= 1
+    assert float(sequential.tango_upper_bound(b + 1, c, n, level)) >= u - 1e-12
+    if c:
+        assert float(sequential.tango_upper_bound(b, c - 1, n, level)) >= u - 1e-12
+    z = stats.norm.isf(level)
+    assert float(sequential.tango_upper_bound(0, 0, n, level)) == pytest.approx(z**2 / (n + z**2), abs=1e-9)
+
+
 # -- error rates on small simulated counts --------------------------------------------------------
 
 JCQA = gate_sim.SUITE[0]
@@ -138,6 +217,33 @@ def test_consumer_risk_an_early_pass_of_a_model_exactly_margin_worse_is_capped(t
     run = gate_sim.run_task(task, design, s, design.margin, task.psi, np.random.default_rng(13))
     a = design.alpha_pass
     assert run.early_pass.mean() <= a + 3 * math.sqrt(a * (1 - a) / s)
+
+
+@pytest.mark.parametrize(("n", "psi", "planned"), [(100, 0.05, 0.05), (250, 0.05, 0.10), (250, 0.15, 0.15),
+                                               (400, 0.05, 0.05)])
+def test_small_tasks_keep_the_consumer_risk_and_the_false_fails_under_tangos_rule(n, psi, planned):
+    design = gate_sim.design_for(gate_sim.SimTask("small", n, 0.5, planned), gate_sim.ALPHA / 8)
+    s, rng, a = 4000, np.random.default_rng(15), design.alpha_pass
+    at_margin = sequential.decide(gate_sim.draw_counts(s, design.sizes, max(psi, design.margin), design.margin, rng),
+                                  design)
+    assert ((at_margin.decision == "pass") & at_margin.early).mean() <= a + 3 * math.sqrt(a * (1 - a) / s)
+    null = sequential.decide(gate_sim.draw_counts(s, design.sizes, psi, 0.0, rng), design)
+    assert _accept((null.decision == "fail").sum(), s, design.alpha)
+
+
+def test_an_unchanged_model_scores_half_of_an_mgsm_sized_task_or_less():
+    mgsm = gate_sim.SUITE[7]
+    design = gate_sim.design_for(mgsm, gate_sim.ALPHA / 8)
+    run = gate_sim.run_task(mgsm, design, 3000, 0.0, mgsm.psi, np.random.default_rng(16))
+    assert run.share.mean() <= 0.5  # measured 45.7 % at 10,000 runs (76.5 % with the former Clopper-Pearson rule)
+
+
+def test_the_benchs_rule_comparison_runs_the_engines_rule_for_tango():
+    design = gate_sim.design_for(gate_sim.SUITE[7], gate_sim.ALPHA / 8)
+    counts = gate_sim.draw_counts(2000, design.sizes, 0.15, 0.04, np.random.default_rng(17))
+    rule, with_z = gate_sim.SMALL_RULES["Tango score (the engine's)"]
+    mirror, engine = gate_sim.decide_small(counts, design, rule, with_z), sequential.decide(counts, design)
+    assert (mirror.look == engine.look).all() and (mirror.decision == engine.decision).all()
 
 
 def test_a_model_ten_points_worse_stops_within_45_percent_of_the_documents():
