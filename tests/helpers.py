@@ -114,6 +114,33 @@ class ScoringLM:
         return [LoglikelihoodResult(self.score(c, x), False, 1) for c, x in requests]
 
 
+class CharLM:
+    """A generating model whose tokens are characters (``tok_decode`` inverts ``tok_encode``); answers each request
+    with ``answer(request)`` (default: nothing); records the requests."""
+
+    name = "chars"
+    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
+    max_gen_toks = 256
+
+    def __init__(self, answer=None, max_length: int = 1 << 20):
+        self.answer = answer or (lambda request: "")
+        self.max_length = max_length
+        self.requests = []
+
+    def tok_encode(self, text):
+        return [ord(c) for c in text]
+
+    def tok_decode(self, ids):
+        return "".join(map(chr, ids))
+
+    def tokenize(self, text):
+        return list(text)
+
+    def generate_until(self, requests, progress=None):
+        self.requests.extend(requests)
+        return [generated(self.answer(r)) for r in requests]
+
+
 class PromptLM:
     """A generating model whose output for each prompt comes from ``answer(prompt)``; records the requests."""
 
