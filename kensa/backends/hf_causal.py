@@ -29,6 +29,7 @@ from kensa.backends.hf_common import (
     context_length,
     free_memory,
     load_pretrained,
+    loading,
     model_info,
     tokenizer_source,
 )
@@ -36,7 +37,7 @@ from kensa.backends.identity import BACKEND
 from kensa.backends.stopping import StopChecker, first_stop
 from kensa.backends.tokenized import TokenizedModel
 from kensa.backends.tokenizers import load_tokenizer
-from kensa.errors import ModelLoadError, OptionError
+from kensa.errors import OptionError
 
 SEQ2SEQ_ONLY = ("num_beams", "repetition_penalty", "no_repeat_ngram_size", "bad_words")
 """Decoding settings only the seq2seq backend honours; a causal model refuses them rather than ignore them."""
@@ -68,13 +69,7 @@ class HFCausalLM(TokenizedModel, Batching):
              adapter: str | None = None) -> HFCausalLM:
         """Load ``source`` (default ``spec.source``: a directory or a Hub id) with ``adapter`` (a
         peft adapter directory or Hub id) as ``spec.args`` say."""
-        try:
-            return cls._load(spec, device, source or spec.source, adapter)
-        except (OptionError, ModelLoadError):
-            raise
-        except Exception as exc:
-            where = f"model {spec.name!r}" + (f" ({spec.source})" if spec.source != spec.name else "")
-            raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        return loading(spec, lambda: cls._load(spec, device, source or spec.source, adapter))
 
     @classmethod
     def _load(cls, spec: ModelSpec, device: str, source: str, adapter_dir: str | None) -> HFCausalLM:

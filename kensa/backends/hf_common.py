@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kensa.backends.args import ModelSpec
 from kensa.backends.identity import describe_environment, model_identity
-from kensa.errors import ModelRunError, OptionError
+from kensa.errors import ModelLoadError, ModelRunError, OptionError
+
+T = TypeVar("T")
 
 DEFAULT_MAX_LENGTH = 2048
 AUTO_BATCH_START = 64
@@ -107,6 +110,18 @@ def load_pretrained(model_class: Any, spec: ModelSpec, device: str, source: str,
         model = PeftModel.from_pretrained(model, adapter_dir)
     model.eval()
     return model, device, device_map
+
+
+def loading(spec: ModelSpec, load: Callable[[], T]) -> T:
+    """``load()``; any error but kensa's own option and load errors becomes a :class:`ModelLoadError` naming
+    the model (and its source where that is not its name)."""
+    try:
+        return load()
+    except (OptionError, ModelLoadError):
+        raise
+    except Exception as exc:
+        where = f"model {spec.name!r}" + (f" ({spec.source})" if spec.source != spec.name else "")
+        raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
 def tokenizer_source(spec: ModelSpec, source: str) -> str:

@@ -34,13 +34,13 @@ from kensa.backends.hf_common import (
     context_length,
     free_memory,
     load_pretrained,
+    loading,
     model_info,
     tokenizer_source,
 )
 from kensa.backends.stopping import StopChecker, first_stop
 from kensa.backends.tokenized import TokenizedModel
 from kensa.backends.tokenizers import load_tokenizer
-from kensa.errors import ModelLoadError, OptionError
 
 BACKEND = "hf-seq2seq"
 
@@ -68,13 +68,7 @@ class HFSeq2SeqLM(TokenizedModel, Batching):
     @classmethod
     def load(cls, spec: ModelSpec, device: str = "auto", *, source: str | None = None,
              adapter: str | None = None) -> HFSeq2SeqLM:
-        try:
-            return cls._load(spec, device, source or spec.source, adapter)
-        except (OptionError, ModelLoadError):
-            raise
-        except Exception as exc:
-            where = f"model {spec.name!r}" + (f" ({spec.source})" if spec.source != spec.name else "")
-            raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        return loading(spec, lambda: cls._load(spec, device, source or spec.source, adapter))
 
     @classmethod
     def _load(cls, spec: ModelSpec, device: str, source: str, adapter_dir: str | None) -> HFSeq2SeqLM:

@@ -268,6 +268,11 @@ def _train_and_save(recipe: TinyModelRecipe, spm_dir: Path, key: dict, examples,
         from kensa.tiny.train import train
 
         train(model, tok, examples, recipe.train)
+    return _save_model(recipe, model, tok, spm_dir, key, final)
+
+
+def _save_model(recipe: TinyModelRecipe, model, tok, spm_dir: Path, key: dict, final: Path) -> Path:
+    """Write the model, its tokenizer and its cache key under a temporary name, then rename it to ``final``."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
@@ -305,12 +310,7 @@ def _build_t5(recipe: TinyModelRecipe, tok, spm_dir: Path, key: dict, examples, 
         from kensa.tiny.train import train_seq2seq
 
         train_seq2seq(model, tok, examples, recipe.train)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{recipe.name}-", dir=final.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.copyfile(spm_dir / "tokenizer.model", tmp / "tokenizer.model")
-    (tmp / "kensa_recipe.json").write_text(json.dumps(key, indent=2, sort_keys=True))
-    return _publish(tmp, final)
+    return _save_model(recipe, model, tok, spm_dir, key, final)
 
 
 def build_adapter(name: str, root: Path | None = None) -> Path:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,35 +93,43 @@ def train(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], recip
     Deterministic algorithms and ``recipe.threads`` threads are switched on for the run and the
     caller's settings restored afterwards.
     """
+    encoded = encode(tokenizer, examples, model.config.max_position_embeddings)
+    with _deterministic(recipe.threads):
+        return _train(model, encoded, recipe, lambda batch: _batch_loss(model, batch, tokenizer.pad_token_id))
+
+
+@contextmanager
+def _deterministic(threads: int) -> Iterator[None]:
+    """Deterministic algorithms on ``threads`` threads, the caller's settings restored afterwards."""
     import torch
 
-    max_length = model.config.max_position_embeddings
-    encoded = encode(tokenizer, examples, max_length)
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.set_num_threads(recipe.threads)
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(model, encoded, tokenizer.pad_token_id, recipe)
+        yield
     finally:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
 
 
-def _train(model: Any, encoded: list[tuple[list[int], int]], pad_id: int, recipe: TrainRecipe) -> list[float]:
+def _train(model: Any, encoded: Sequence[tuple[list[int], Any]], recipe: TrainRecipe,
+           batch_loss: Callable[[list], Any]) -> list[float]:
+    """The training loop of both kinds: ``encoded`` pairs whose first element's length batches them, and the
+    loss of a batch of them."""
     import torch
 
     rnd = random.Random(recipe.seed)
     optimizer, schedule = _optimizer(model, recipe)
-    lengths = [len(whole) for whole, _ in encoded]
+    lengths = [len(first) for first, _ in encoded]
     pending: list[list[int]] = []
     losses = []
     model.train()
     for _ in range(recipe.steps):
         if not pending:
             pending = _epoch(lengths, recipe.batch_size, rnd)
-        batch = [encoded[i] for i in pending.pop()]
-        loss = _batch_loss(model, batch, pad_id)
+        loss = batch_loss([encoded[i] for i in pending.pop()])
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
@@ -164,35 +173,9 @@ def _seq2seq_loss(model: Any, batch: Sequence[tuple[list[int], list[int]]], pad_
 
 def train_seq2seq(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], recipe: TrainRecipe) -> list[float]:
     """Train an encoder-decoder in place on (prompt -> target + EOS), deterministically; the loss of every step."""
-    import torch
-
     encoded = encode_seq2seq(tokenizer, examples, model.config.n_positions)
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.set_num_threads(recipe.threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        rnd = random.Random(recipe.seed)
-        optimizer, schedule = _optimizer(model, recipe)
-        lengths = [len(s) for s, _ in encoded]
-        pending: list[list[int]] = []
-        losses = []
-        model.train()
-        for _ in range(recipe.steps):
-            if not pending:
-                pending = _epoch(lengths, recipe.batch_size, rnd)
-            loss = _seq2seq_loss(model, [encoded[i] for i in pending.pop()], tokenizer.pad_token_id)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        model.eval()
-        return losses
-    finally:
-        torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+    with _deterministic(recipe.threads):
+        return _train(model, encoded, recipe, lambda batch: _seq2seq_loss(model, batch, tokenizer.pad_token_id))
 
 
 def _optimizer(model: Any, recipe: TrainRecipe) -> tuple[Any, Any]:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
-from tests.project.test_add_a_task import apply, git, guide_steps, run, scratch  # noqa: F401 (scratch: a fixture)
+from tests.helpers import REPO, apply, git, guide_steps, run_in_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
@@ -22,10 +21,10 @@ def test_adding_a_backend_as_the_guide_says(scratch: Path):
     assert [k for k, _, _ in steps] == ["file", "edit", "sh"], steps
     (module, registration, (_, _, command)) = steps
     apply(scratch, *module)
-    skipped = run(scratch, command)  # the registration step skipped
+    skipped = run_in_copy(scratch, command)  # the registration step skipped
     assert skipped.returncode != 0 and "--backend" in skipped.stderr + skipped.stdout, skipped.stdout[-2000:]
     apply(scratch, *registration)
-    done = run(scratch, command)
+    done = run_in_copy(scratch, command)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
     assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout[-2000:]
 

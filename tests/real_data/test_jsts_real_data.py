@@ -8,8 +8,7 @@ import pytest
 from kensa.data import DataSource
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jsts import TASK, parse_similarity
-from tests.helpers import SHARED_DATA
-from tests.unit.tasks.test_prompts_jsts import FakeGenLM, answering
+from tests.helpers import SHARED_DATA, PromptLM, answering
 
 JSTS = SHARED_DATA / "jglue" / "jsts"
 VERSIONS = [v.template.version for v in TASK.variants()]
@@ -43,7 +42,7 @@ def test_every_label_parses_back(real):
 def test_five_docs_end_to_end_with_the_gold_echoed(real, version):
     eval_split, pool = real
     variant = next(v for v in TASK.variants() if v.template.version == version)
-    lm = FakeGenLM(answering(variant, eval_split.rows, [TASK.golds(r)[0] for r in eval_split.rows]))
+    lm = PromptLM(answering(variant, eval_split.rows, [TASK.golds(r)[0] for r in eval_split.rows]))
     run = evaluate_generation(variant, lm, eval_split, pool, 3, limit=5)
     assert run.n == 5 and len(lm.requests) == 5
     assert len({s["gold_value"] for s in run.samples}) > 1  # not a constant gold, or Pearson would be 0
@@ -57,7 +56,7 @@ def test_five_docs_end_to_end_with_the_gold_echoed(real, version):
 def test_five_docs_of_text_are_all_unparseable(real, version):
     eval_split, pool = real
     variant = next(v for v in TASK.variants() if v.template.version == version)
-    run = evaluate_generation(variant, FakeGenLM(lambda prompt: "よく似ています"), eval_split, pool, 3, limit=5)
+    run = evaluate_generation(variant, PromptLM(lambda prompt: "よく似ています"), eval_split, pool, 3, limit=5)
     assert run.metrics == {"pearson": 0.0, "spearman": 0.0, "unparseable": 5.0,
                            "unterminated": 0.0, "unterminated_stderr": 0.0}  # every generation task reports it
     assert all(s["extracted"] is None for s in run.samples)

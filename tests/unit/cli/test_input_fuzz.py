@@ -27,32 +27,12 @@ from kensa.errors import DataError, OptionError
 from kensa.gate.thresholds import ThresholdsError, load_items, load_thresholds
 from kensa.report.snapshot_text import PROBES_FILE, load_probes
 from kensa.tasks import all_tasks
-from tests.helpers import REPO
+from tests.helpers import REPO, damage
 
 KNOWN = {v.task_id: t.metrics for t in all_tasks() for v in t.variants()}
 TASK_NAMES = sorted({t.name for t in all_tasks()})
 VERSIONS = sorted({v for t in all_tasks() for v in t.versions()})
 FUZZ = settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def damage(data: bytes, how: str, where: float, junk: bytes) -> bytes:
-    cut = int(len(data) * where)
-    if how == "cut":
-        return data[:cut]
-    if how == "flip":
-        return data[:cut] + junk + data[cut + len(junk):]
-    if how == "invalid-utf8":
-        return data[:cut] + b"\xff\xfe\x80" + data[cut:]
-    if how == "bom":
-        return b"\xef\xbb\xbf" + data
-    if how in ("shift_jis", "utf-16"):
-        return data.decode("utf-8").encode(how, errors="replace")
-    if how == "numbers":  # a value replaced by a huge, negative or non-finite number
-        text = data.decode("utf-8")
-        return text.replace("= 0.", f"= {junk[0] - 128}e{junk[-1]}", 1).replace("= 1", "= nan", 1).encode()
-    if how == "nul":
-        return data[:cut] + b"\x00" + data[cut:]
-    raise AssertionError(how)
 
 
 HOW = st.sampled_from(["cut", "flip", "invalid-utf8", "bom", "shift_jis", "utf-16", "numbers", "nul"])

@@ -9,7 +9,7 @@ from kensa.data import DataSource
 from kensa.gate.sequential import look_sizes
 from kensa.run import evaluate_variant
 from kensa.tasks import all_tasks
-from tests.unit.gate.test_quiz_latency import FakeLM
+from tests.helpers import TimedLM, latency_gate
 
 TASKS = {t.name: t for t in all_tasks()}
 
@@ -30,10 +30,10 @@ def _strip(samples):
 def test_looks_are_prefixes_of_the_full_run_and_stop_ends_the_task(name):
     variant, eval_split, pool = _variant(name)
     k = TASKS[name].num_fewshot
-    full = evaluate_variant(variant, FakeLM(), eval_split, pool, k)
+    full = evaluate_variant(variant, TimedLM(), eval_split, pool, k)
     sizes = look_sizes(full.n)
     seen = []
-    lm = FakeLM()
+    lm = TimedLM()
     whole = evaluate_variant(variant, lm, eval_split, pool, k, stop=lambda run: seen.append(run) or False,
                              looks=sizes)
     assert [r.n for r in seen] == sizes[:-1] and lm.calls == len(sizes)  # one batch of requests per look
@@ -41,15 +41,13 @@ def test_looks_are_prefixes_of_the_full_run_and_stop_ends_the_task(name):
     for prefix in seen:
         assert _strip(prefix.samples) == _strip(full.samples[: prefix.n])
         assert prefix.item_keys == full.item_keys[: prefix.n]
-    stopped = evaluate_variant(variant, FakeLM(), eval_split, pool, k, stop=lambda run: run.n >= sizes[2],
+    stopped = evaluate_variant(variant, TimedLM(), eval_split, pool, k, stop=lambda run: run.n >= sizes[2],
                                looks=sizes)
     assert stopped.n == sizes[2] and _strip(stopped.samples) == _strip(full.samples[: sizes[2]])
 
 
 def test_the_latency_gate_pairs_a_stopped_task_with_the_same_prefix_of_the_baseline():
-    from tests.unit.gate.test_quiz_latency import gate
-
     base = [0.1] * 10 + [5.0] * 10  # slow questions late in the order: a prefix must not be compared with them
-    assert gate(base, [0.1] * 10).status == "pass"
-    assert gate(base, [0.3] * 10).status == "fail"
-    assert gate([0.1] * 5, [0.1] * 6).status == "missing"  # a run longer than the baseline is not a prefix
+    assert latency_gate(base, [0.1] * 10).status == "pass"
+    assert latency_gate(base, [0.3] * 10).status == "fail"
+    assert latency_gate([0.1] * 5, [0.1] * 6).status == "missing"  # a run longer than the baseline is not a prefix

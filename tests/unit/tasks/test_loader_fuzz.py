@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from kensa.data import FIXTURES_DIR, DataSource, find_local_file
 from kensa.errors import DataError
 from kensa.tasks import all_tasks
+from tests.helpers import damage
 
 TASKS = {f"{t.name}-{t.version}": t for t in all_tasks()}
 
@@ -31,31 +32,6 @@ def _files(task) -> list[tuple[str, Path]]:
         except DataError:
             continue  # a split with no fixture (e.g. test) is not read from fixtures
     return out
-
-
-def _damage(data: bytes, how: str, where: float, junk: bytes) -> bytes:
-    cut = int(len(data) * where)
-    if how == "cut":
-        return data[:cut]
-    if how == "flip":
-        return data[:cut] + junk + data[cut + len(junk):]
-    if how == "invalid-utf8":
-        return data[:cut] + b"\xff\xfe\x80" + data[cut:]
-    if how == "shift_jis":
-        return data.decode("utf-8").encode("shift_jis", errors="replace")
-    if how == "utf-16":
-        return data.decode("utf-8").encode("utf-16")
-    if how == "type":  # a number where text was, or text where a number was
-        text = data.decode("utf-8")
-        return (text.replace('"', "", 2) if cut % 2 else text.replace(": 0", ': "zero"', 1)).encode("utf-8")
-    if how == "dup-line":
-        lines = data.splitlines(keepends=True)
-        i = int(len(lines) * where) % max(len(lines), 1)
-        return b"".join(lines[: i + 1] + lines[i:])
-    if how == "drop-field":
-        text = data.decode("utf-8")
-        return text.replace("\t", "", 1).replace(',"', ',"x_', 1).encode("utf-8")
-    raise AssertionError(how)
 
 
 DAMAGE = st.sampled_from(["cut", "flip", "invalid-utf8", "shift_jis", "utf-16", "type", "dup-line", "drop-field"])
@@ -75,7 +51,7 @@ def test_a_damaged_file_gives_a_data_error_naming_the_file(key, how, where, junk
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
     target = root / files[which % len(files)][1].relative_to(FIXTURES_DIR)
-    target.write_bytes(_damage(target.read_bytes(), how, where, junk))
+    target.write_bytes(damage(target.read_bytes(), how, where, junk))
     try:
         task.load(DataSource.local(root))
     except DataError as exc:

@@ -14,7 +14,7 @@ from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jaqket_v2 import DATASET, TASK_0_1, TASK_0_2, read_jaqket_dpr
 from kensa.tasks.render import prepare_generation
-from tests.helpers import SHARED_DATA, generated
+from tests.helpers import SHARED_DATA, CharLM
 
 V01 = {v.template.version: v for v in TASK_0_1.variants()}
 V02 = {v.template.version: v for v in TASK_0_2.variants()}
@@ -73,31 +73,14 @@ EXPECTED_1SHOT = {
 CASES = [("0.1", v) for v in sorted(V01)] + [("0.2", v) for v in sorted(V02)]
 
 
-class FakeLM:
-    """One token per character; answers each prompt from ``answers`` (question -> text)."""
+def by_last_question(answers):
+    """An ``answer(request)`` from ``answers`` (question -> text): the query's question is the last one in the
+    prompt; わからない where the prompt holds none of them."""
 
-    name = "fake"
-    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
-    max_gen_toks = 256
-
-    def __init__(self, max_length=100_000, answers=None):
-        self.max_length = max_length
-        self.answers = answers or {}
-        self.requests = []
-
-    def tok_encode(self, text):
-        return [ord(c) for c in text]
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.requests.extend(requests)
-        out = []
-        for r in requests:  # the query's question is the last one in the prompt
-            last = max(self.answers, key=r.context.rfind, default=None)
-            out.append(generated(self.answers[last] if last is not None and last in r.context else "わからない"))
-        return out
+    def answer(request):
+        last = max(answers, key=request.context.rfind, default=None)
+        return answers[last] if last is not None and last in request.context else "わからない"
+    return answer
 
 
 def render(variants, version, shots, query=QUERY):
@@ -136,7 +119,7 @@ def test_published_version_has_no_llama2_prompt():
 @pytest.mark.parametrize(("task_version", "version"), CASES)
 def test_stop_string_and_generation_budget(task_version, version):
     variant = (V01 if task_version == "0.1" else V02)[version]
-    (doc,) = prepare_generation(variant, Split([QUERY], "mem"), Split([SHOT], "mem"), 1, None, FakeLM())
+    (doc,) = prepare_generation(variant, Split([QUERY], "mem"), Split([SHOT], "mem"), 1, None, CharLM())
     assert doc.until == (("<NL>",) if version == "0.4" else ("\n",))
     assert doc.max_new_tokens == 2  # the longest gold answer in the model's tokens: "別答"
     assert doc.golds == ["答", "別答"] and doc.shots == 1 and doc.shot_ids == ["S1"]
@@ -157,7 +140,7 @@ def test_end_to_end_on_fixtures_with_a_fake_model():
         ev, pool = task.load(DataSource.fixtures())
         answers = {r["question"]: r["answers"]["text"][-1] for r in ev.rows}
         variant = task.variants()[0]
-        run = evaluate_generation(variant, FakeLM(answers=answers), ev, pool, 1)
+        run = evaluate_generation(variant, CharLM(by_last_question(answers)), ev, pool, 1)
         assert run.n == 24 and run.metrics["exact_match"] == 100.0 and run.metrics["f1"] == 100.0
         assert [s["shots"] for s in run.samples] == [1] * 24
 
@@ -175,7 +158,7 @@ EVAL = [_doc("E1", 1), _doc("E2", 12), _doc("E3", 1), _doc("E4", 80)]
 
 
 def _lengths(variant, doc, k_shots):
-    lm = FakeLM()
+    lm = CharLM()
     shots = [variant.view(s) for s in POOL[:k_shots]]
     return len(lm.tok_encode(variant.template.context(shots, variant.view(doc))))
 
@@ -212,7 +195,7 @@ def test_resample_drops_the_shot_and_keeps_the_generators_draws(version):
     budget = _lengths(variant, EVAL[1], 1) - 1
     assert all(_lengths(variant, EVAL[i], 1) <= budget for i in (0, 2))
     assert _lengths(variant, EVAL[1], 0) <= budget < _lengths(variant, EVAL[3], 0)
-    lm = FakeLM(max_length=budget + 2)  # max_new_tokens = len("答え") = 2
+    lm = CharLM(max_length=budget + 2)  # max_new_tokens = len("答え") = 2
     docs = prepare_generation(variant, Split(EVAL, "mem"), Split(POOL, "mem"), 1, None, lm)
     got = [(d.row["qid"], d.shot_ids) for d in docs]
     assert got == _oracle(1, {"E2": (1,), "E4": (1,)})
@@ -229,7 +212,7 @@ def test_resample_draws_afresh_with_fewer_shots():
     variant = V02["0.2"]
     budget = _lengths(variant, EVAL[1], 2) - 1
     assert _lengths(variant, EVAL[1], 1) <= budget and _lengths(variant, EVAL[0], 2) <= budget
-    lm = FakeLM(max_length=budget + 2)
+    lm = CharLM(max_length=budget + 2)
     docs = prepare_generation(variant, Split(EVAL, "mem"), Split(POOL, "mem"), 2, None, lm)
     got = [(d.row["qid"], d.shot_ids) for d in docs]
     assert got == _oracle(2, {"E2": (2,), "E4": (2, 1)})
@@ -238,7 +221,7 @@ def test_resample_draws_afresh_with_fewer_shots():
 
 def test_published_version_never_refits():
     variant = V01["0.2"]
-    lm = FakeLM(max_length=_lengths(variant, EVAL[1], 1) + 1)
+    lm = CharLM(max_length=_lengths(variant, EVAL[1], 1) + 1)
     docs = prepare_generation(variant, Split(EVAL, "mem"), Split(POOL, "mem"), 1, None, lm)
     assert [d.shots for d in docs] == [1, 1, 1, 1]
     assert [(d.row["qid"], d.shot_ids) for d in docs] == _oracle(1, {})

@@ -12,7 +12,7 @@ from kensa.errors import DataError
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.jglue.jcola import DATASET, TASK
 from kensa.tasks.render import prepare
-from tests.unit.tasks.test_prompts_xwinograd_ja import FakeLM
+from tests.helpers import ScoringLM
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 
@@ -81,7 +81,7 @@ def test_continuations_have_the_leading_space(version):
 def test_tie_is_unacceptable_and_metrics_are_colas():
     """pred = ll(" はい") > ll(" いいえ"): a tie predicts unacceptable (0)."""
     docs = [QUERY, SHOT1, SHOT2, row(3, "S3", 0)]
-    lm = FakeLM(lambda ctx, cont: -1.0)  # every continuation ties
+    lm = ScoringLM(lambda ctx, cont: -1.0)  # every continuation ties
     run = evaluate_multiple_choice(VARIANTS["0.0"], lm, Split(docs, "mem"), None, 0)
     assert all(s["pred"] == 0 for s in run.samples)
     assert list(run.metrics) == ["balanced_acc", "mcc", "mcc_stderr", "macro_f1"]

@@ -13,7 +13,7 @@ from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jsquad import DATASET, TASK_1_1, TASK_1_2, read_squad_json
 from kensa.tasks.render import prepare_generation
-from tests.helpers import REPO, generated
+from tests.helpers import REPO, CharLM
 
 SHARED = REPO.parent / "shared" / "data" / "jglue" / "jsquad"
 
@@ -40,29 +40,6 @@ EXPECTED_1_2 = {
     "0.6": LLAMA + f"{INSTR}\n\n文脈：T\nP。\n質問：Q? [/INST] ",
 }
 SEPS = {"0.1": "\n\n", "0.2": "\n\n", "0.3": "\n\n", "0.4": "<NL>", "0.5": "\n", "0.6": " </s><s>[INST] "}
-
-
-class CharLM:
-    """One token per character; generates a fixed answer per prompt (or echoes nothing)."""
-
-    name = "chars"
-    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
-    max_gen_toks = 256
-
-    def __init__(self, answers=None, max_length=4096):
-        self.answers = answers or {}
-        self.max_length = max_length
-        self.requests = []
-
-    def tok_encode(self, text):
-        return [ord(c) for c in text]
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.requests.extend(requests)
-        return [generated(self.answers.get(r.context, "")) for r in requests]
 
 
 def _split(rows):
@@ -104,7 +81,8 @@ def test_scores_are_the_best_over_golds_on_the_0_100_scale():
     rows = [ROW, {**ROW, "id": "x0p0q1", "question": "R?"}, {**ROW, "id": "x1p0q0", "context": "U [SEP] V"}]
     prompts = {d.prompt: d for d in prepare_generation(variant, _split(rows), None, 0, None, CharLM())}
     by_id = {d.row["id"]: p for p, d in prompts.items()}
-    lm = CharLM({by_id["x0p0q0"]: "AB", by_id["x0p0q1"]: "ＡＢ", by_id["x1p0q0"]: "C"})
+    answers = {by_id["x0p0q0"]: "AB", by_id["x0p0q1"]: "ＡＢ", by_id["x1p0q0"]: "C"}
+    lm = CharLM(lambda r: answers.get(r.context, ""))
     run = evaluate_generation(variant, lm, _split(rows), None, 0)
     assert run.metrics["exact_match"] == pytest.approx(200 / 3)  # "ＡＢ" normalises to "AB" (neologdn)
     got = {s["doc"]["id"]: (s["exact_match"], s["generation"], s["gold"]) for s in run.samples}

@@ -16,7 +16,7 @@ from kensa.errors import DataError
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.jglue.jsts import MAX_NEW_TOKENS, TASK, parse_similarity
 from kensa.tasks.render import prepare_generation
-from tests.helpers import generated
+from tests.helpers import PromptLM, answering
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 
@@ -81,39 +81,6 @@ EXPECTED_2SHOT = {
 STOPS = {"0.3": ("\n",), "0.4": ("<NL>",), "0.5": ("\n",), "0.6": ("\n",)}
 
 
-class FakeGenLM:
-    """A generating model whose output for each prompt comes from ``answer(prompt)``; records the requests."""
-
-    name = "fake-gen"
-    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
-    max_length = 2048
-    max_gen_toks = 256
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.requests = []
-
-    def tok_encode(self, text):
-        return list(text.encode("utf-8"))
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.requests.extend(requests)
-        return [generated(self.answer(r.context)) for r in requests]
-
-
-def answering(variant, rows, outputs):
-    """An ``answer(prompt)`` that gives ``outputs[i]`` for the prompt whose query is ``rows[i]``."""
-    queries = [variant.template.render_text(variant.view(r)) for r in rows]
-
-    def answer(prompt):
-        (i,) = [i for i, q in enumerate(queries) if prompt.endswith(q)]
-        return outputs[i]
-    return answer
-
-
 def render(version, shots, query=QUERY):
     v = VARIANTS[version]
     return v.template.context([v.view(s) for s in shots], v.view(query))
@@ -137,7 +104,7 @@ def test_task_ids_and_shape():
 
 @pytest.mark.parametrize("version", sorted(STOPS))
 def test_stop_strings_and_budget(version):
-    lm = FakeGenLM(lambda p: "")
+    lm = PromptLM(lambda p: "")
     (doc,) = prepare_generation(VARIANTS[version], Split([QUERY], "mem"), None, 0, None, lm)
     assert doc.until == STOPS[version]
     assert doc.max_new_tokens == MAX_NEW_TOKENS == 8
@@ -268,7 +235,7 @@ def test_good_edge_labels_load(tmp_path):
 def run_outputs(golds, outputs, version="0.3"):
     rows = [row(i, f"文{i}の一", f"文{i}の二", g) for i, g in enumerate(golds)]
     variant = VARIANTS[version]
-    lm = FakeGenLM(answering(variant, rows, outputs))
+    lm = PromptLM(answering(variant, rows, outputs))
     return evaluate_generation(variant, lm, Split(rows, "mem"), None, 0)
 
 
@@ -344,7 +311,7 @@ def test_fixtures_are_spread_over_the_scale():
 def test_fixtures_end_to_end_with_a_model_that_echoes_the_gold(version):
     eval_split, pool = TASK.load(DataSource.fixtures())
     variant = VARIANTS[version]
-    lm = FakeGenLM(answering(variant, eval_split.rows, [TASK.golds(r)[0] for r in eval_split.rows]))
+    lm = PromptLM(answering(variant, eval_split.rows, [TASK.golds(r)[0] for r in eval_split.rows]))
     run = evaluate_generation(variant, lm, eval_split, pool, 3)
     assert run.metrics == {"pearson": pytest.approx(1.0), "spearman": pytest.approx(1.0), "unparseable": 0.0,
                            "unterminated": 0.0, "unterminated_stderr": 0.0}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -26,7 +25,7 @@ from kensa.tasks.jglue.mgsm import (
     view,
 )
 from kensa.tasks.render import prepare_generation
-from tests.helpers import REPO, generated
+from tests.helpers import REPO, CharLM
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 GOLDEN = json.loads((REPO / "tests" / "golden" / "mgsm_0.0_k4.json").read_text(encoding="utf-8"))
@@ -76,29 +75,6 @@ EXPECTED_2SHOT = {
 def render(version, shots, query=QUERY):
     v = VARIANTS[version]
     return v.template.context([v.view(s) for s in shots], v.view(query))
-
-
-class CharLM:
-    """One token per character; answers each prompt with ``reply(prompt)``."""
-
-    name = "chars"
-    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
-    max_gen_toks = 256
-
-    def __init__(self, max_length=1 << 20, reply=lambda prompt: ""):
-        self.max_length = max_length
-        self.reply = reply
-        self.requests = []
-
-    def tok_encode(self, text):
-        return [ord(c) for c in text]
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.requests.extend(requests)
-        return [generated(self.reply(r.context)) for r in requests]
 
 
 # -- the task's shape and prompts ------------------------------------------------------------------------
@@ -199,7 +175,7 @@ def test_scoring_through_the_generation_loop():
         n = next(v for q, v in answers.items() if prompt.endswith(f"問題：{q}\nステップごとの答え："))
         return f"計算します。答えは{n}です。" if n % 2 == 0 else "答えはわかりません。"
 
-    run = evaluate_generation(VARIANTS["0.0"], CharLM(reply=reply), ev, pool, 5)
+    run = evaluate_generation(VARIANTS["0.0"], CharLM(lambda r: reply(r.context)), ev, pool, 5)
     evens = sum(1 for n in answers.values() if n % 2 == 0)
     assert run.metrics["acc"] == pytest.approx(evens / len(answers))
     assert set(run.metrics) == {"acc", "acc_stderr", "unterminated", "unterminated_stderr"}

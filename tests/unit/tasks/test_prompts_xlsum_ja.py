@@ -16,7 +16,7 @@ from kensa.metrics.rouge import bootstrap_mid
 from kensa.run.generation import evaluate_generation
 from kensa.tasks.render import prepare_generation
 from kensa.tasks.jglue.xlsum_ja import DATASET, TASK, read_xlsum_csv, truncate_articles
-from tests.helpers import SHARED_DATA, generated
+from tests.helpers import SHARED_DATA, CharLM
 
 VARIANTS = {v.template.version: v for v in TASK.variants()}
 VERSIONS = ("0.0", "0.3", "0.4", "0.5", "0.6")
@@ -52,32 +52,6 @@ EXPECTED_1SHOT = {
     "0.6": LLAMA + f"{INSTR}\n\nニュース記事:記事S。 [/INST] 要約S。 </s><s>[INST] "
                    f"{INSTR}\n\nニュース記事:記事Q。二文目。 [/INST] ",
 }
-
-
-class CharLM:
-    """A fake model whose tokens are characters; ``generate`` maps a prompt to the text to return."""
-
-    name = "chars"
-    kind, bad_words, info = "causal", (), {}  # the rest of what a run loop reads of a backend
-    max_gen_toks = 256
-
-    def __init__(self, max_length=10_000, generate=None):
-        self.max_length = max_length
-        self.generate = generate or (lambda request: "")
-        self.requests = []
-
-    def tok_encode(self, text):
-        return [ord(c) for c in text]
-
-    def tok_decode(self, ids):
-        return "".join(map(chr, ids))
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.requests.extend(requests)
-        return [generated(self.generate(r)) for r in requests]
 
 
 def render(version, shots, query=QUERY):
@@ -262,7 +236,7 @@ def test_end_to_end_on_the_fixtures():
         text = request.context.rsplit("ニュース記事:", 1)[1].split("\n要約:")[0]
         return golds[text] if len(text) % 2 else golds[text][:5]
 
-    lm = CharLM(generate=answer)
+    lm = CharLM(answer)
     run = evaluate_generation(VARIANTS["0.0"], lm, eval_split, pool, 1)
     assert run.n == 24 and len(lm.requests) == 24
     assert all(r.until == ("\n",) for r in lm.requests)

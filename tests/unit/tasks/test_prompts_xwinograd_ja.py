@@ -7,28 +7,14 @@ import json
 
 import pytest
 
-from kensa.backends.contract import LoglikelihoodResult
 from kensa.data import DataSource, Split
 from kensa.errors import DataError
 from kensa.run.multiple_choice import evaluate_multiple_choice
 from kensa.tasks.render import prepare
 from kensa.tasks.jglue.xwinograd_ja import TASK, read_xwinograd_tsv
+from tests.helpers import ScoringLM
 
 (VARIANT,) = TASK.variants()
-
-
-class FakeLM:
-    """Scores each (context, continuation) with a function; records the requests."""
-
-    name = "fake"
-
-    def __init__(self, score):
-        self.score = score
-        self.requests = []
-
-    def loglikelihood(self, requests, progress=None):
-        self.requests.extend(requests)
-        return [LoglikelihoodResult(self.score(c, x), False, 1) for c, x in requests]
 
 
 ROW = {"sentence1": "太郎は次郎に負けた。太郎は弱かったからだ。", "sentence2": "太郎は次郎に負けた。次郎は弱かったからだ。",
@@ -64,7 +50,7 @@ def test_empty_context_and_full_sentences():
 ])
 def test_strict_acc(lls, answer, acc):
     row = {**ROW, "answer": answer}
-    lm = FakeLM(lambda ctx, cont: lls[0] if cont == row["sentence1"] else lls[1])
+    lm = ScoringLM(lambda ctx, cont: lls[0] if cont == row["sentence1"] else lls[1])
     run = evaluate_multiple_choice(VARIANT, lm, Split([row], "mem"), None, 0)
     assert lm.requests == [("", row["sentence1"]), ("", row["sentence2"])]
     assert run.metrics["acc"] == acc

@@ -14,7 +14,7 @@ from kensa.tasks.qa import common
 from kensa.tasks.qa.jsquad_qa import AQG, AQG_HL, QA
 from kensa.tasks.qa.tsv import AQG_HL_TASK, AQG_TASK
 from kensa.tasks.qa.tsv import TASK as QA_TSV
-from tests.unit.tasks.test_qa_tasks import FakeLM, _run
+from tests.helpers import RequestLM, by_metric, entry_for, gate_rows, run_generation, run_record
 
 
 def _variant(task, version):
@@ -57,8 +57,8 @@ def test_the_users_unprefixed_highlight_is_a_prompt_version():
 
 
 def test_qa_metrics_compare_normalised_text():
-    run = _run(AQG, "0.1", FakeLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか?"),
-               qa_lm=FakeLM("seq2seq", lambda r: "甲府市"))
+    run = run_generation(AQG, "0.1", RequestLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか?"),
+                         qa_lm=RequestLM("seq2seq", lambda r: "甲府市"))
     s = next(s for s in run.samples if s["doc"]["question"] == "山梨県の県庁所在地はどこですか？")
     assert s["sentence_bleu"] == pytest.approx(100.0) and s["rougeL_ja"] == 100.0
     assert "bleu_raw" in run.metrics and run.metrics["bleu_raw"] < run.metrics["bleu"]
@@ -155,11 +155,11 @@ class _Spec:
 
 
 def test_max_gen_toks_sets_the_question_generation_budget():
-    lm = FakeLM("seq2seq", lambda r: "何か？")
-    run = _run(AQG, "0.1", lm, qa_lm=FakeLM("seq2seq", lambda r: "x"))
+    lm = RequestLM("seq2seq", lambda r: "何か？")
+    run = run_generation(AQG, "0.1", lm, qa_lm=RequestLM("seq2seq", lambda r: "x"))
     assert {s["max_new_tokens"] for s in run.samples} == {128} and run.data["max_new_tokens"] == [128]
     lm.spec = _Spec(40)
-    run = _run(AQG_HL, "0.1", lm, qa_lm=FakeLM("seq2seq", lambda r: "x"))
+    run = run_generation(AQG_HL, "0.1", lm, qa_lm=RequestLM("seq2seq", lambda r: "x"))
     assert {s["max_new_tokens"] for s in run.samples} == {40} and {r.max_new_tokens for r in lm.asked[-5:]} == {40}
 
 
@@ -189,11 +189,11 @@ def test_bad_words_take_the_seeds_form_and_a_comma_list():
 def test_without_a_qa_model_the_round_trip_is_self_and_not_gated():
     from kensa.gate.fingerprint import gated_metrics, incomparable, with_qa_model
 
-    run = _run(AQG, "0.1", FakeLM("seq2seq", lambda r: "何か？"))
+    run = run_generation(AQG, "0.1", RequestLM("seq2seq", lambda r: "何か？"))
     assert run.data["roundtrip"]["qa_model"] == "self" and run.data["roundtrip"]["gated"] is False
     assert "roundtrip_f1" in run.metrics  # reported
     assert "roundtrip_f1" not in gated_metrics(AQG.metrics, None)
-    qa = FakeLM("seq2seq", lambda r: "x")
+    qa = RequestLM("seq2seq", lambda r: "x")
     qa.info = {"identity": {"name": "fake", "weights_sha256": "ab" * 32}}
     assert "roundtrip_f1" in gated_metrics(AQG.metrics, qa)
     env = {"backend": "hf-seq2seq"}
@@ -209,7 +209,6 @@ def test_the_gate_leaves_docs_without_a_hallucination_rate_out_of_the_pair(tmp_p
 
     from kensa.gate.thresholds import Items, load_items, write_items
     from kensa.gate.verdicts import compare_models
-    from tests.unit.gate.test_gate import by_metric, entry_for, gate_rows, run_record
 
     base_vals = [0.0] * 20 + [None] * 5
     cand_vals = [0.0] * 10 + [None] * 10 + [100.0] * 5  # the last five had no rate in the baseline
@@ -239,8 +238,8 @@ def test_the_new_prompt_versions_are_not_taught_to_the_trained_tiny_models():
 
 def test_the_aqg_tsv_tasks_run_with_a_round_trip():
     for task in (AQG_TASK, AQG_HL_TASK):
-        qa = FakeLM("seq2seq", lambda r: "甲府市")
-        run = _run(task, "0.1", FakeLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか？"), qa_lm=qa)
+        qa = RequestLM("seq2seq", lambda r: "甲府市")
+        run = run_generation(task, "0.1", RequestLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか？"), qa_lm=qa)
         assert run.n == 36 and "copies" not in run.metrics  # no few-shot pool to copy from
         assert any(r.context.startswith("question: ") and r.context.endswith(" context: 山梨県の県庁所在地は甲府市です。富士山の北側に位置する。")
                    for r in qa.asked)

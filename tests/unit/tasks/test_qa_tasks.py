@@ -7,13 +7,12 @@ import json
 
 import pytest
 
-from kensa.backends.contract import GenerationRequest
 from kensa.data import DataSource
 from kensa.errors import DataError
 from kensa.tasks.qa import common
 from kensa.tasks.qa.jsquad_qa import AQG, AQG_HL, QA
 from kensa.tasks.qa.tsv import TASK as TSV
-from tests.helpers import generated
+from tests.helpers import RequestLM, run_generation
 
 CONTEXT = "三日月池 [SEP] 三日月池の西には神社があり、池の東にも神社がある。"
 
@@ -90,37 +89,6 @@ def test_the_marker_is_one_token_for_the_t5_tokenizers_and_pieces_for_the_causal
     assert len(causal.tokenize(common.HL)) > 1
 
 
-class FakeLM:
-    """Answers from a table: the AQG model's question or the QA model's answer, with a stop reason."""
-
-    name = "fake"
-    max_length = 4096
-    max_gen_toks = 64
-
-    def __init__(self, kind, answer, reason="eos", bad_words=()):
-        self.kind, self.answer, self.reason, self.bad_words = kind, answer, reason, bad_words
-        self.asked: list[GenerationRequest] = []
-        self.info = {"identity": {"name": "fake"}}
-
-    def tok_encode(self, text):
-        return list(text.encode())
-
-    def tokenize(self, text):
-        return list(text)
-
-    def generate_until(self, requests, progress=None):
-        self.asked += requests
-        return [generated(self.answer(r), reason=self.reason) for r in requests]
-
-
-def _run(task, version, lm, qa_lm=None):
-    from kensa.run.generation import evaluate_generation
-
-    variant = next(v for v in task.variants() if v.template.version == version)
-    eval_split, pool = task.load(DataSource.fixtures())
-    return evaluate_generation(variant, lm, eval_split, pool, 0, qa_lm=qa_lm)
-
-
 def test_round_trip_with_a_fake_backend():
     import re
 
@@ -133,16 +101,16 @@ def test_round_trip_with_a_fake_backend():
         ctx, question = re.search(r"文脈：(.*)\n質問：(.*)\n", request.context).groups()
         return answers.get((ctx, question), "わからない")
 
-    aqg_model = FakeLM("seq2seq", lambda r: questions[r.context])
-    qa_model = FakeLM("causal", answer)
-    run = _run(AQG, "0.1", aqg_model, qa_lm=qa_model)
+    aqg_model = RequestLM("seq2seq", lambda r: questions[r.context])
+    qa_model = RequestLM("causal", answer)
+    run = run_generation(AQG, "0.1", aqg_model, qa_lm=qa_model)
     # the QA model got the causal QA prompt (its kind), 0-shot, stopping at EOS only
     assert len(qa_model.asked) == len(rows) and all("### 応答:" in r.context and r.until == () for r in qa_model.asked)
     assert run.data["roundtrip"]["qa_model"] == "fake" and run.data["roundtrip"]["qa_model_kind"] == "causal"
     assert run.metrics["roundtrip_f1"] == pytest.approx(100.0) and run.metrics["roundtrip_em"] == 100.0
     # a seq2seq QA model gets the seq2seq prompt; a wrong answer scores char F1 against the intended answer
-    wrong = FakeLM("seq2seq", lambda r: "甲府")
-    run = _run(AQG, "0.1", aqg_model, qa_lm=wrong)
+    wrong = RequestLM("seq2seq", lambda r: "甲府")
+    run = run_generation(AQG, "0.1", aqg_model, qa_lm=wrong)
     assert all(r.context.startswith("question: ") and " context: " in r.context for r in wrong.asked)
     kofu = next(s for s in run.samples if s["doc"]["answers"]["text"][0] == "甲府市")
     assert kofu["roundtrip_f1"] == pytest.approx(80.0) and kofu["roundtrip_em"] == 0.0
@@ -152,15 +120,15 @@ def test_round_trip_with_a_fake_backend():
 def test_termination_copies_and_bad_words_are_checked_per_sample():
     eval_split, pool = AQG.load(DataSource.fixtures())
     pool_question = pool.rows[0]["question"]
-    lm = FakeLM("seq2seq", lambda r: pool_question, reason="length", bad_words=("坂",))
-    run = _run(AQG, "0.1", lm, qa_lm=FakeLM("seq2seq", lambda r: "x"))
+    lm = RequestLM("seq2seq", lambda r: pool_question, reason="length", bad_words=("坂",))
+    run = run_generation(AQG, "0.1", lm, qa_lm=RequestLM("seq2seq", lambda r: "x"))
     assert run.metrics["unterminated"] == 1.0 and run.metrics["copies"] == 1.0
     assert run.metrics["bad_word_violations"] == len(eval_split.rows) * pool_question.count("坂")
     s = run.samples[0]
     assert s["stop_reason"] == "length" and s["unterminated"] == 1.0 and s["copies"] == 1.0
     assert s["bad_words_found"] == {"坂": pool_question.count("坂")}
     # a generation that stopped at EOS is terminated
-    run = _run(QA, "0.1", FakeLM("seq2seq", lambda r: "甲府市"))
+    run = run_generation(QA, "0.1", RequestLM("seq2seq", lambda r: "甲府市"))
     assert run.metrics["unterminated"] == 0.0 and "copies" not in run.metrics
 
 
@@ -172,13 +140,14 @@ def test_every_jglue_generation_task_reports_termination():
     eval_split, pool = task.load(DataSource.fixtures())
     from kensa.run.generation import evaluate_generation
 
-    run = evaluate_generation(variant, FakeLM("causal", lambda r: "りんご", reason="length"), eval_split, pool, 0)
+    run = evaluate_generation(variant, RequestLM("causal", lambda r: "りんご", reason="length"), eval_split, pool, 0)
     assert run.metrics["unterminated"] == 1.0 and "unterminated" not in task.metrics
     assert all(s["stop_reason"] == "length" for s in run.samples)
 
 
 def test_question_scores_record_the_bleu_signature_and_dictionaries():
-    run = _run(AQG, "0.1", FakeLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか？"), qa_lm=FakeLM("seq2seq", lambda r: ""))
+    run = run_generation(AQG, "0.1", RequestLM("seq2seq", lambda r: "山梨県の県庁所在地はどこですか？"),
+                         qa_lm=RequestLM("seq2seq", lambda r: ""))
     assert run.data["metrics"]["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:ja-mecab-")
     assert run.data["metrics"]["bleu_dictionary"]["size"] == 392126
     s = next(s for s in run.samples if s["doc"]["question"] == "山梨県の県庁所在地はどこですか？")

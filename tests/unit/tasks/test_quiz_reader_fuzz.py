@@ -14,9 +14,7 @@ from hypothesis import strategies as st
 
 from kensa.errors import DataError
 from kensa.tasks.quiz.formats import read_aio_tsv, read_jaqket_v1, read_jmmlu, read_seed
-from tests.helpers import REPO
-from tests.unit.cli.test_input_fuzz import damage as damage_text
-from tests.unit.tasks.test_loader_fuzz import _damage as damage_records
+from tests.helpers import REPO, damage
 
 QUIZ = REPO / "fixtures" / "quiz"
 READERS = {
@@ -45,7 +43,7 @@ def test_a_damaged_quiz_file_gives_a_data_error_naming_it(name, how, where, junk
     shutil.copyfile(src, target)
     raw = target.read_bytes()
     try:
-        damaged = damage_text(raw, how, where, junk) if how in ("bom", "nul") else damage_records(raw, how, where, junk)
+        damaged = damage(raw, how, where, junk)
     except UnicodeDecodeError:
         return  # the damage itself needs text it did not get (a flip already inside a character)
     target.write_bytes(damaged)
