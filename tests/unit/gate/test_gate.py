@@ -22,7 +22,6 @@ from kensa.gate import verdicts as gate
 from kensa.gate.thresholds import (
     Entry,
     Items,
-    MetricBaseline,
     Thresholds,
     ThresholdsError,
     load_items,
@@ -51,11 +50,12 @@ from tests.helpers import GATE_BASELINE as BASE
 from tests.helpers import GATE_ENV as ENV
 from tests.helpers import GATE_FEW as FEW
 from tests.helpers import GATE_KNOWN as KNOWN
+from tests.helpers import GATE_MODEL as MODEL
 from tests.helpers import GATE_SHA as SHA
 from tests.helpers import GATE_TID as TID
 from tests.helpers import GATE_TID2 as TID2
+from tests.helpers import by_metric, entry_for, gate_rows, run_record
 
-MODEL = "org/model-v2"
 HINT = f"pytest suites --model {MODEL} --baseline {BASE} --thresholds-update"
 # Normal quantiles, written out: z(0.05) = 1.6448536, z(0.025) = 1.9599640, z(0.2) = 0.8416212.
 Z_05, Z_025, Z_20 = 1.6448536269514722, 1.959963984540054, 0.8416212335729143
@@ -71,54 +71,6 @@ def ones(k: int, n: int) -> list[float]:
 
 def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
-
-
-def run_record(acc: list[float], acc_norm: list[float] | None = None, *, keys: list[Any] | None = None,
-               env: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
-               gated: tuple[str, ...] = ("acc", "acc_norm"), **over: Any) -> RunRecord:
-    values = {"acc": list(acc), "acc_norm": list(acc if acc_norm is None else acc_norm)}
-    values = {k: v for k, v in values.items() if k in gated}
-    n = len(acc)
-    agg: dict[str, float] = {}
-    for name, xs in values.items():
-        mu = mean(xs)
-        agg[name] = mu
-        agg[f"{name}_stderr"] = math.sqrt(sum((x - mu) ** 2 for x in xs) / (n - 1) / n) if n > 1 else math.nan
-    agg.update(metrics or {})
-    fields = dict(model=MODEL, baseline=BASE, task_id=TID, task="jcommonsenseqa", task_version="1.1",
-                  prompt_version="0.3", num_fewshot=3, limit=None, n=n, data_sha256=SHA, fewshot_sha256=FEW,
-                  kind="multiple_choice", metrics=agg, gated=gated,
-                  items=Items(list(range(n)) if keys is None else keys, values),
-                  environment=dict(ENV if env is None else env),
-                  identity={"name": MODEL, "source": "/models/x", "revision": "", "weights_sha256": "c" * 64})
-    fields.update(over)
-    return RunRecord(**fields)
-
-
-def entry_for(run: RunRecord, *, items: bool = True, **metric_over: dict[str, Any]) -> Entry:
-    """The entry a baseline run would have written; ``acc={"abs_floor": 0.2}`` overrides a metric's fields."""
-    metrics = {}
-    for name in run.gated:
-        mb = MetricBaseline(value=run.metrics[name], n=run.n, stderr=run.metrics[f"{name}_stderr"],
-                            anchor=run.metrics[name])
-        metrics[name] = replace(mb, **metric_over.get(name, {}))
-    return Entry(task_id=run.task_id, task=run.task, task_version=run.task_version,
-                 prompt_version=run.prompt_version, num_fewshot=run.num_fewshot, n=run.n,
-                 data_sha256=run.data_sha256, kind=run.kind, updated="2026-11-23T21:17:22Z", metrics=metrics,
-                 limit=run.limit, fewshot_sha256=run.fewshot_sha256,
-                 items=f"{BASE}/{run.task_id}.jsonl" if items else None, environment=dict(run.environment))
-
-
-def gate_rows(base: RunRecord, cand: RunRecord, *, family_size: int = 2, alpha: float = 0.05,
-              **metric_over: dict[str, Any]) -> list[Check]:
-    """compare() then finalize() over just these rows, as the controller would for a one-test session."""
-    entry = entry_for(base, **metric_over)
-    rows = compare(entry, base.items, cand, GateSettings(alpha=alpha, family_size=family_size), Path("t.toml"))
-    return finalize(rows, alpha)
-
-
-def by_metric(rows: list[Check]) -> dict[str, Check]:
-    return {r.metric: r for r in rows}
 
 
 def store_with(tmp_path: Path, *entries: Entry, items: dict[str, Items] | None = None) -> BaselineStore:

@@ -8,62 +8,18 @@ import random
 
 import pytest
 
-from kensa.backends.contract import GenerationResult, LoglikelihoodResult
 from kensa.data import DataSource
-from kensa.gate.latency import compare_latency, latency_incomparable, slower_p, timing_units, unit_seconds
+from kensa.gate.latency import latency_incomparable, slower_p, timing_units, unit_seconds
 from kensa.gate.thresholds import Entry, Items, MetricBaseline, load_items, write_items
 from kensa.run import evaluate_variant
 from kensa.run.cache import CachedLM, ResponseCache
 from kensa.run.latency import latency_of, percentile, warm_up
 from kensa.tasks import all_tasks
+from tests.helpers import LATENCY_ENV, TimedLM, latency_gate
 
 TASKS = {t.name: t for t in all_tasks()}
-ENV = {"hardware": "Test CPU", "device": "cpu", "dtype": "float32", "quantization": "none", "backend": "hf",
-       "batch_size": "1", "threads": "1"}
+ENV = LATENCY_ENV
 BATCHED = {**ENV, "batch_size": "4"}
-
-
-class FakeLM:
-    """Answers every choice with its index as log-likelihood and every generation with choice 2; the model
-    time of request k (in arrival order) is ``factor * (k % 5 + 1) / 100`` seconds."""
-
-    name = "fake"
-    kind, bad_words = "causal", ()  # the rest of what a run loop reads of a backend
-    max_length = 4096
-    max_gen_toks = 32
-    batch_size = 4
-
-    def __init__(self, factor: float = 1.0):
-        self.factor = factor
-        self.calls = 0
-        self.info = {"batch_size": 4, "backend": "fake"}
-
-    def _t(self, k: int) -> float:
-        return self.factor * (k % 5 + 1) / 100
-
-    def tok_encode(self, text):
-        return list(text.encode())
-
-    def tokenize(self, text):
-        return list(text)
-
-    def encode_pair(self, context, continuation):
-        return self.tok_encode(context + continuation), len(self.tok_encode(continuation))
-
-    def generation_ids(self, request):
-        return self.tok_encode(request.context)
-
-    def loglikelihood(self, requests, progress=None):
-        self.calls += 1
-        return [LoglikelihoodResult(-float(len(c)), False, 1, seconds=self._t(k), batch=k // 20)
-                for k, (_, c) in enumerate(requests)]
-
-    def generate_until(self, requests, progress=None):
-        self.calls += 1
-        return [GenerationResult(text="2: 答え", stop_reason="stop", prompt_tokens=len(self.tok_encode(r.context)),
-                                 generated_tokens=4, seconds=self._t(k), first_token_seconds=self._t(k) / 2,
-                                 batch=k // 4)
-                for k, r in enumerate(requests)]
 
 
 def run(name: str, lm, version: str = "0.2"):
@@ -80,7 +36,7 @@ def test_percentiles_match_the_linear_rule():
 
 
 def test_multiple_choice_latency_is_the_sum_over_a_questions_choices():
-    result = run("quiz_fixtures_anime_loglik", FakeLM())
+    result = run("quiz_fixtures_anime_loglik", TimedLM())
     lat = latency_of(result.samples, "multiple_choice")
     # five choices per question, times 0.01 .. 0.05 in order: 0.15 s per question
     assert (lat.n, lat.timed, lat.cached) == (16, 16, 0)
@@ -89,7 +45,7 @@ def test_multiple_choice_latency_is_the_sum_over_a_questions_choices():
 
 
 def test_generation_latency_reports_tokens_chars_and_first_token():
-    result = run("quiz_fixtures_anime_gen", FakeLM())
+    result = run("quiz_fixtures_anime_gen", TimedLM())
     lat = latency_of(result.samples, "generation")
     times = [(k % 5 + 1) / 100 for k in range(16)]
     assert lat.mean_seconds == pytest.approx(sum(times) / 16)
@@ -102,7 +58,7 @@ def test_generation_latency_reports_tokens_chars_and_first_token():
 
 def test_cached_answers_have_no_latency(tmp_path):
     cache = ResponseCache(tmp_path / "r.sqlite")
-    fake = FakeLM()
+    fake = TimedLM()
     fake.info = {**fake.info, "identity": {"weights_sha256": "f" * 64}}
     first = latency_of(run("quiz_fixtures_anime_gen", CachedLM(fake, cache)).samples, "generation")
     again = latency_of(run("quiz_fixtures_anime_gen", CachedLM(fake, cache)).samples, "generation")
@@ -111,7 +67,7 @@ def test_cached_answers_have_no_latency(tmp_path):
 
 
 def test_warm_up_runs_one_batch_on_the_backend_not_the_cache(tmp_path):
-    fake = FakeLM()
+    fake = TimedLM()
     fake.info = {**fake.info, "identity": {"weights_sha256": "f" * 64}}
     cache = ResponseCache(tmp_path / "r.sqlite")
     wrapped = CachedLM(fake, cache)
@@ -125,34 +81,28 @@ def _seconds(lm, name="quiz_fixtures_anime_loglik"):
     return [s["seconds"] for s in run(name, lm).samples]
 
 
-def gate(base, cand, pct=50.0, base_env=ENV, run_env=ENV, family=1, base_batches=None, run_batches=None):
-    return compare_latency(model="fake", task_id="t", base_seconds=base, run_seconds=cand, base_env=base_env,
-                           run_env=run_env, tolerance_pct=pct, alpha=0.05, family_size=family, fix="pytest ...",
-                           base_batches=base_batches, run_batches=run_batches)
-
-
 @pytest.mark.parametrize("name", ["quiz_fixtures_anime_loglik", "quiz_fixtures_anime_gen"])
 def test_a_backend_slowed_on_purpose_fails_the_latency_gate_and_the_same_backend_passes(name):
-    base = _seconds(FakeLM(), name)
-    same = gate(base, _seconds(FakeLM(), name))
+    base = _seconds(TimedLM(), name)
+    same = latency_gate(base, _seconds(TimedLM(), name))
     assert same.status == "pass" and same.ratio == pytest.approx(1.0) and same.p > 0.5
-    slow = gate(base, _seconds(FakeLM(factor=3.0), name))
+    slow = latency_gate(base, _seconds(TimedLM(factor=3.0), name))
     assert slow.status == "fail" and slow.ratio == pytest.approx(3.0) and slow.p < 0.001
     assert slow.ci_low - 1e-9 <= 3.0 <= slow.ci_high + 1e-9 and (slow.unit, slow.units) == ("question", 16)
     # within the tolerance: 30 % slower with 50 % allowed passes
-    assert gate(base, _seconds(FakeLM(factor=1.3), name)).status == "pass"
+    assert latency_gate(base, _seconds(TimedLM(factor=1.3), name)).status == "pass"
     # the same slowdown over 60 gated tests still fails (16 paired questions, exact p = 2**-16)
-    assert gate(base, _seconds(FakeLM(factor=3.0), name), family=60).status == "fail"
+    assert latency_gate(base, _seconds(TimedLM(factor=3.0), name), family=60).status == "fail"
 
 
 def test_the_latency_gate_refuses_what_it_cannot_compare():
     base = [0.1] * 5
-    other = gate(base, base, run_env={**ENV, "hardware": "Other GPU", "batch_size": "8"})
+    other = latency_gate(base, base, run_env={**ENV, "hardware": "Other GPU", "batch_size": "8"})
     assert other.status == "incomparable" and "hardware Test CPU -> Other GPU" in other.message and other.failed
     assert latency_incomparable(ENV, {**ENV, "threads": "2"}) == ["threads 1 -> 2"]
-    cached = gate(base, [0.1, None, 0.1, 0.1, 0.1])
+    cached = latency_gate(base, [0.1, None, 0.1, 0.1, 0.1])
     assert cached.status == "untimed" and "--response-cache off" in cached.message and cached.failed
-    assert gate(None, base).status == "missing" and gate([0.1, None, 0.1, 0.1, 0.1], base).status == "missing"
+    assert latency_gate(None, base).status == "missing" and latency_gate([0.1, None, 0.1, 0.1, 0.1], base).status == "missing"
 
 
 def test_per_question_seconds_are_stored_with_the_items(tmp_path):
@@ -186,12 +136,12 @@ def test_a_batched_run_is_paired_by_batch_and_says_so():
     rng = random.Random(1)
     base, batches = _batched(rng, 12)
     slow, _ = _batched(rng, 12, factor=3.0)
-    check = gate(base, slow, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
+    check = latency_gate(base, slow, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
     assert (check.status, check.unit, check.units, check.n) == ("fail", "batch", 12, 48)
     assert check.p >= 2 ** -12 and "12 batches" in check.message
     # 16 questions in batches of 4: 4 measurements, whose smallest one-sided p is 1/16 > 0.05: it says so and fails
     base16, b16 = _batched(rng, 4)
-    few = gate(base16, [3 * t for t in base16], base_env=BATCHED, run_env=BATCHED, base_batches=b16, run_batches=b16)
+    few = latency_gate(base16, [3 * t for t in base16], base_env=BATCHED, run_env=BATCHED, base_batches=b16, run_batches=b16)
     assert few.status == "underpowered" and few.failed and "it needs 5" in few.message and few.units == 4
 
 
@@ -199,9 +149,9 @@ def test_batches_must_hold_the_same_questions_and_be_known():
     base = [0.1] * 8
     by_four = [[q // 4] for q in range(8)]
     by_two = [[q // 2] for q in range(8)]
-    assert gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=by_four, run_batches=by_two).status \
+    assert latency_gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=by_four, run_batches=by_two).status \
         == "incomparable"
-    unknown = gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=None, run_batches=by_four)
+    unknown = latency_gate(base, base, base_env=BATCHED, run_env=BATCHED, base_batches=None, run_batches=by_four)
     assert unknown.status == "incomparable" and "which questions shared a batch" in unknown.message
     # a question whose choices span two batches joins them into one unit
     assert timing_units([[0], [0, 1], [1], [2]], 4, "4") == [frozenset({0, 1, 2}), frozenset({3})]
@@ -213,7 +163,7 @@ def test_the_interval_agrees_with_the_verdict(seed):
     rng = random.Random(seed)
     base, batches = _batched(rng, 10, noise=0.2)
     run, _ = _batched(rng, 10, factor=rng.choice([1.0, 1.4, 1.6, 2.0]), noise=0.2)
-    check = gate(base, run, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
+    check = latency_gate(base, run, base_env=BATCHED, run_env=BATCHED, base_batches=batches, run_batches=batches)
     assert check.ci_low <= check.ratio <= check.ci_high
     assert (check.status == "fail") == (check.ci_low > 1.5), (check.status, check.ci_low)
 
