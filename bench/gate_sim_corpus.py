@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sys
+
 import numpy as np
 from scipy import stats
 from scipy.optimize import brentq
@@ -42,7 +44,8 @@ class CorpusTask:
 
 
 CORPUS_SUITE = (
-    CorpusTask("JSTS", "pearson", 1457, 0.30),
+    CorpusTask("JSTS", "pearson", 1457, 0.10),
+    CorpusTask("JSTS, 30 % churn", "pearson", 1457, 0.30),
     CorpusTask("JCoLA", "mcc", 865, 0.12, (0.3, 0.7), 0.80),
     CorpusTask("MARC-ja", "macro_f1", 5654, 0.05, (0.15, 0.85), 0.93),
     CorpusTask("JNLI", "balanced_acc", 2434, 0.15, (0.35, 0.15, 0.5), 0.85),
@@ -158,6 +161,7 @@ def corpus_table(sessions: int, seed: int, alpha: float, resamples: int, out: li
                    f"{null.fail.mean():.2%} / {null.fixed_fail.mean():.2%} | "
                    f"{at.fail.mean():.1%} / {at.fixed_fail.mean():.1%} | {at.early_pass.mean():.1%} | "
                    f"{same.share.mean():.1%} / {null.share.mean():.1%} / {worse.share.mean():.1%} |")
+        print(out[-1], file=sys.stderr, flush=True)  # a long run shows its rows as they come
 
 
 # -- JSQuAD: clustered per-document outcomes ---------------------------------------------------------
@@ -227,3 +231,4 @@ def cluster_table(sessions: int, seed: int, alpha: float, out: list[str], n: int
                    f"{null.fail.mean():.2%} / {null.fixed_fail.mean():.2%} | {at.fail.mean():.1%} / "
                    f"{at.fixed_fail.mean():.1%} | {at.early_pass.mean():.1%} | {same.share.mean():.1%} / "
                    f"{null.share.mean():.1%} / {worse.share.mean():.1%} |")
+        print(out[-1], file=sys.stderr, flush=True)

@@ -71,9 +71,14 @@ def _weighted_r(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Pearson r of (x, y) under each row of weights; x and y may be (n,) or (B, n). 0 where undefined."""
     total = w.sum(axis=1)
     safe = np.maximum(total, 1)
-    mx, my = (w * x).sum(axis=1) / safe, (w * y).sum(axis=1) / safe
-    dx, dy = x - mx[:, None], y - my[:, None]
-    sxy, sxx, syy = (w * dx * dy).sum(axis=1), (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
+    if x.ndim == 1 and y.ndim == 1:  # one matrix product; centred first so the sums of squares do not cancel
+        xc, yc = x - x.mean(), y - y.mean()
+        sx, sy, sxx, syy, sxy = (w @ np.column_stack([xc, yc, xc * xc, yc * yc, xc * yc])).T
+        sxx, syy, sxy = sxx - sx * sx / safe, syy - sy * sy / safe, sxy - sx * sy / safe
+    else:
+        mx, my = (w * x).sum(axis=1) / safe, (w * y).sum(axis=1) / safe
+        dx, dy = x - mx[:, None], y - my[:, None]
+        sxy, sxx, syy = (w * dx * dy).sum(axis=1), (w * dx * dx).sum(axis=1), (w * dy * dy).sum(axis=1)
     scale = np.maximum(np.abs(x).max(initial=0.0), 1.0) ** 2 * safe * 1e-12  # a constant side, up to rounding
     ok = (total >= 3) & (sxx > scale) & (syy > scale)
     return np.divide(sxy, np.sqrt(np.where(ok, sxx * syy, 1.0)), out=np.zeros_like(sxy), where=ok)
