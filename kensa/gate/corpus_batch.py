@@ -128,15 +128,9 @@ def batch_statistic(name: str) -> Batch:
 
 def split_rows(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Stored corpus items, one ``[gold, pred]`` per document, as (golds, preds) object arrays."""
-    table = np.empty((len(rows), 2), dtype=object)
-    try:
-        table[:] = rows
-        return table[:, 0], table[:, 1]
-    except ValueError:
-        pass  # a row that is not a pair: found and named below
-    golds, preds = np.empty(len(rows), dtype=object), np.empty(len(rows), dtype=object)
     for i, row in enumerate(rows):
         if not isinstance(row, (list, tuple)) or len(row) != 2:
             raise ValueError(f"doc {i}: a corpus metric's item must be [gold, pred], not {row!r}")
-        golds[i], preds[i] = row
-    return golds, preds
+    table = np.empty((len(rows), 2), dtype=object)
+    table[:] = rows if rows else np.empty((0, 2), dtype=object)
+    return table[:, 0], table[:, 1]

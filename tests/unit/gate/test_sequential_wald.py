@@ -1,0 +1,154 @@
+"""The sequential gate on corpus metrics (paired bootstrap) and clustered documents (sandwich SE): the resampled
+statistics against kensa.metrics, the SE floor, hand-computed sandwich SEs, and error rates on small simulations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bench import gate_sim_corpus as sim
+from kensa.gate import corpus_batch, sequential, sequential_wald
+from kensa.metrics.core import metric_spec
+
+ALPHA = 0.05 / 8
+
+
+def _accept(hits: float, sessions: int, alpha: float) -> bool:
+    return hits <= stats.binom.ppf(0.999, sessions, alpha)
+
+
+def _task(name: str) -> sim.CorpusTask:
+    return next(t for t in sim.CORPUS_SUITE if t.name == name)
+
+
+# -- resampled statistics --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["mcc", "macro_f1", "balanced_acc", "pearson", "spearman"])
+@pytest.mark.parametrize("labels", [2, 3])
+def test_weighted_statistics_equal_the_metric_on_the_resampled_documents(name, labels):
+    rng = np.random.default_rng(labels)
+    n = 120
+    if name in ("pearson", "spearman"):
+        golds = np.round(rng.uniform(0, 5, n) * 5) / 5
+        preds = np.round(golds + rng.normal(0, 1, n), 1).astype(object)
+        preds[[3, 17]] = None  # unparseable outputs are left out, as the metric does
+        golds = golds.astype(object)
+    else:
+        golds = rng.integers(0, labels, n).astype(object)
+        preds = np.where(rng.random(n) < 0.7, golds, rng.integers(0, labels, n)).astype(object)
+    compute = metric_spec(name).compute
+    draws = rng.integers(0, n, size=(5, n))
+    w = np.vstack([np.ones(n)] + [np.bincount(d, minlength=n) for d in draws]).astype(float)
+    got = corpus_batch.batch_statistic(name)(golds, preds, w)
+    want = [compute(list(golds), list(preds))] + [compute(list(golds[d]), list(preds[d])) for d in draws]
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_rows_that_are_not_pairs_are_named():
+    with pytest.raises(ValueError, match="doc 1: a corpus metric's item must be \\[gold, pred\\]"):
+        corpus_batch.split_rows([[1, 1], [1]])
+
+
+# -- the SE floor ---------------------------------------------------------------------------------
+
+def _rows(n: int = 865, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    gold = (rng.random(n) < 0.7).astype(int)
+    pred = np.where(rng.random(n) < 0.8, gold, 1 - gold)
+    return [[int(g), int(p)] for g, p in zip(gold, pred)]
+
+
+def test_an_identical_copy_has_a_zero_bootstrap_se_and_passes_early_on_the_floor():
+    rows = _rows()
+    unit_se = sequential_wald.baseline_se("mcc", rows)
+    margin = sequential_wald.corpus_margin(unit_se, ALPHA, len(rows), 0.10)
+    design = sequential.Design(len(rows), ALPHA, margin)
+    looks = []
+    for size in design.sizes:
+        looks.append(sequential_wald.corpus_look("mcc", rows[:size], rows[:size], direction="higher", scale=1.0,
+                                                 unit_se=unit_se, n_total=len(rows)))
+        result = sequential_wald.run_looks(looks, design)
+        if result is not None:
+            break
+    first = looks[0]
+    assert first.drop == 0 and first.se_raw == 0 and first.changed == 0
+    # floor = 2 sqrt(psi~ N / n) s_N with psi~ = 2 / (n + 2): one pseudo-change each way
+    assert first.se == pytest.approx(2 * math.sqrt(2 / (first.scored + 2) * len(rows) / first.scored) * unit_se)
+    assert result is not None and result.decision == "pass" and result.look < 10
+    assert "(floored)" in result.reason
+
+
+def test_one_changed_prediction_is_judged_on_the_floor_not_on_its_tiny_bootstrap_se():
+    rows = _rows()
+    cand = [list(r) for r in rows]
+    cand[5][1] = 1 - cand[5][1]
+    unit_se = sequential_wald.baseline_se("mcc", rows)
+    look = sequential_wald.corpus_look("mcc", rows[:87], cand[:87], direction="higher", scale=1.0, unit_se=unit_se,
+                                       n_total=865)
+    assert look.changed == 1 and 0 < look.se_raw < look.floor == look.se and math.isinf(look.df)
+
+
+def test_a_baseline_without_spread_gives_no_margin_and_a_zero_se_decides_nothing():
+    rows = [[1, 1]] * 50
+    assert sequential_wald.baseline_se("mcc", rows) == 0.0
+    design = sequential.Design(50, ALPHA, 0.05)
+    stops = sequential_wald.decide_wald(np.zeros((1, 10)), np.zeros((1, 10)), design)
+    assert (stops.decision[0], stops.look[0], stops.early[0]) == ("pass", 10, False)
+    with pytest.raises(ValueError, match="shape"):
+        sequential_wald.decide_wald(np.zeros((1, 9)), np.zeros((1, 9)), design)
+
+
+def test_student_bounds_widen_only_estimated_ses():
+    c = np.array([2.0, 2.0])
+    out = sequential_wald.student_bounds(c, np.array([4.0, np.inf]))
+    assert out[1] == 2.0 and out[0] == pytest.approx(stats.t.isf(stats.norm.sf(2.0), 4))
+
+
+# -- clustered documents ----------------------------------------------------------------------------
+
+def test_sandwich_se_matches_a_hand_computation():
+    # mean 1/3; cluster residual sums 1/3, -5/3, 4/3: sum of squares 42/9, times G/(G-1) = 3/2 -> 7
+    look = sequential_wald.cluster_look([1, 0, 0, -1, 1, 1], ["a", "a", "b", "b", "c", "c"])
+    assert look.drop == pytest.approx(1 / 3)
+    assert look.se_raw == pytest.approx(math.sqrt(7) / 6)
+    assert look.se == pytest.approx(math.sqrt(7) / 6)  # above sqrt((7 + 2) / (6 * 8)) with the pseudo-documents
+    same = sequential_wald.cluster_look([0.0] * 6, ["a", "a", "b", "b", "c", "c"])
+    assert same.se_raw == 0 and same.se == pytest.approx(math.sqrt(2 / 48)) and math.isinf(same.df)
+
+
+def test_cluster_robust_se_keeps_false_fails_at_alpha_where_the_plain_se_does_not():
+    rng = np.random.default_rng(31)
+    labels = sim.cluster_labels(1000, rng)
+    alpha, sessions = 0.05, 800
+    design = sequential.Design(1000, alpha, sequential.default_margin(1000, 0.10, alpha))
+    d = sim.cluster_drops(labels, 0.25, 0.6, 0.0, rng, sessions)
+    robust = sim.run_clustered(labels, design, d, robust=True)
+    plain = sim.run_clustered(labels, design, d, robust=False)
+    assert _accept(robust.fail.sum(), sessions, alpha), robust.fail.mean()
+    assert not _accept(plain.fail.sum(), sessions, alpha), plain.fail.mean()  # the paragraphs' correlated flips, read as independent
+    assert sim.run_clustered(labels, design, np.zeros((1, 1000))).share[0] <= 0.5  # an identical copy stops early
+
+
+# -- corpus metrics in simulation (small counts; bench/gate_sim.py --only corpus has the full tables) ----
+
+def test_corpus_false_fails_stay_at_alpha_and_an_unchanged_model_stops_early():
+    task = _task("JCoLA")
+    rng = np.random.default_rng(41)
+    design, unit_se = sim.design_for(task, ALPHA, rng)
+    sessions = 300
+    null = sim.run_sessions(task, design, unit_se, sessions, 0.0, task.psi, rng, 100, fixed=False)
+    assert _accept(null.fail.sum(), sessions, ALPHA)
+    assert null.share.mean() <= 0.6
+
+
+def test_corpus_consumer_risk_an_early_pass_of_a_model_exactly_margin_worse_is_capped():
+    task = _task("JCoLA")
+    rng = np.random.default_rng(7)
+    design, unit_se = sim.design_for(task, ALPHA, rng)
+    sessions = 500
+    at = sim.run_sessions(task, design, unit_se, sessions, design.margin, task.psi, rng, 200, fixed=False)
+    a = design.alpha_pass
+    assert at.early_pass.mean() <= a + 3 * math.sqrt(a * (1 - a) / sessions)
