@@ -83,14 +83,17 @@ def test_an_identical_copy_has_a_zero_bootstrap_se_and_passes_early_on_the_floor
     assert "(floored)" in result.reason
 
 
-def test_one_changed_prediction_is_judged_on_the_floor_not_on_its_tiny_bootstrap_se():
+def test_one_changed_prediction_adds_the_pseudo_changes_and_has_one_degree_of_freedom():
     rows = _rows()
     cand = [list(r) for r in rows]
     cand[5][1] = 1 - cand[5][1]
     unit_se = sequential_wald.baseline_se("mcc", rows)
     look = sequential_wald.corpus_look("mcc", rows[:87], cand[:87], direction="higher", scale=1.0, unit_se=unit_se,
                                        n_total=865)
-    assert look.changed == 1 and 0 < look.se_raw < look.floor == look.se and math.isinf(look.df)
+    assert look.changed == 1 and look.se_raw > 0 and look.floor > 0
+    assert look.se == pytest.approx(math.hypot(look.se_raw, look.floor))  # the pseudo-changes add their variance
+    assert look.df == pytest.approx((look.se / look.se_raw) ** 4)  # Satterthwaite: one change, 1 df on its part
+    assert look.df < 5 and sequential_wald.student_bounds(np.array([2.0]), np.array([look.df]))[0] > 3.0
 
 
 def test_a_baseline_without_spread_gives_no_margin_and_a_zero_se_decides_nothing():
@@ -116,7 +119,8 @@ def test_sandwich_se_matches_a_hand_computation():
     look = sequential_wald.cluster_look([1, 0, 0, -1, 1, 1], ["a", "a", "b", "b", "c", "c"])
     assert look.drop == pytest.approx(1 / 3)
     assert look.se_raw == pytest.approx(math.sqrt(7) / 6)
-    assert look.se == pytest.approx(math.sqrt(7) / 6)  # above sqrt((7 + 2) / (6 * 8)) with the pseudo-documents
+    assert look.se == pytest.approx(math.sqrt((7 + 2) / (6 * 8)))  # with the two pseudo-documents
+    assert look.df == pytest.approx(2 * (look.se**2 / (7 / 48)) ** 2)  # 3 changed clusters: 2 df, Satterthwaite
     same = sequential_wald.cluster_look([0.0] * 6, ["a", "a", "b", "b", "c", "c"])
     assert same.se_raw == 0 and same.se == pytest.approx(math.sqrt(2 / 48)) and math.isinf(same.df)
 
