@@ -158,3 +158,76 @@ def test_corpus_consumer_risk_an_early_pass_of_a_model_exactly_margin_worse_is_c
     at = sim.run_sessions(task, design, unit_se, sessions, design.margin, task.psi, rng, 200, fixed=False)
     a = design.alpha_pass
     assert at.early_pass.mean() <= a + 3 * math.sqrt(a * (1 - a) / sessions)
+
+
+# -- EarlyStop: corpus and clustered metrics are decided like the others ------------------------------
+
+class _Run:
+    """What the run loop hands the stop rule after a look: the prefix scored so far."""
+
+    def __init__(self, values: dict, n: int, clusters: list | None = None):
+        self.n, self.item_keys = n, list(range(n))
+        self.values = {k: v[:n] for k, v in values.items()}
+        self.clusters = clusters[:n] if clusters is not None else None
+
+    def items(self, names):
+        return {"values": {m: self.values[m] for m in names}}
+
+
+def _early(values: dict, clusters: list | None = None):
+    from kensa.gate.early import EarlyStop
+    from kensa.gate.thresholds import Entry, Items, MetricBaseline
+    from kensa.gate.verdicts import GateSettings, RunRecord
+
+    n = len(next(iter(values.values())))
+    metrics = {m: MetricBaseline(0.5, n, stderr=0.01) for m in values}
+    entry = Entry("t-1.0-0.3", "t", "1.0", "0.3", 0, n, "x", "multiple_choice", "now", metrics)
+    base = Items(list(range(n)), values)
+    record = RunRecord("cand", "base", "t-1.0-0.3", "t", "1.0", "0.3", 0, None, n, "x", None, "multiple_choice", {},
+                       tuple(values), Items([], {}), {"device": "cpu"}, {}, clusters)
+    return EarlyStop(entry, base, record, GateSettings(family_size=2)), record
+
+
+def _drive(stop, values: dict, clusters: list | None = None) -> None:
+    for size in stop.sizes[:-1]:
+        if stop(_Run(values, size, clusters)):
+            return
+    stop.finish(_Run(values, stop.n, clusters))
+
+
+def test_an_identical_copy_stops_early_on_a_corpus_metric_and_its_binary_neighbour():
+    rows = _rows()
+    values = {"acc": [float(g == p) for g, p in rows], "mcc": rows}
+    stop, record = _early(values)
+    _drive(stop, values)
+    report = stop.report()
+    assert report["stopped_early"] and not report["full_metrics"]
+    assert {m: r["test"] for m, r in report["metrics"].items()} == {"acc": "paired sums", "mcc": "paired bootstrap"}
+    assert {r["decision"] for r in report["metrics"].values()} == {"pass"}
+
+
+def test_a_task_stopped_by_one_failing_metric_marks_the_undecided_one_not_tested():
+    from kensa.gate.early import NOT_TESTED
+    from kensa.gate.thresholds import Items
+
+    rows = _rows()
+    base = {"acc": [float(g == p) for g, p in rows], "mcc": rows}
+    stop, record = _early(base)
+    cand_rows = [[g, p] for g, p in rows]
+    cand = {"acc": [0.0] * len(rows), "mcc": cand_rows}  # every answer wrong, the labels (mcc) untouched
+    _drive(stop, cand)
+    assert stop.stopped_early and stop.results["acc"].decision == "fail"
+    statuses = {c.metric: c.status for c in stop.rows(record.__class__(**{**record.__dict__,
+                                                                          "items": Items([], cand)}), [])}
+    assert statuses == {"acc": "fail", "mcc": NOT_TESTED}  # mcc is undecided at look 1 (z_pass 1.3 < 2.15)
+
+
+def test_documents_that_share_a_context_are_decided_on_the_cluster_robust_se():
+    n = 400
+    values = {"exact_match": [100.0 * (i % 3 != 0) for i in range(n)]}
+    clusters = [i // 4 for i in range(n)]
+    stop, _ = _early(values, clusters)
+    _drive(stop, values, clusters)
+    report = stop.report()
+    assert report["stopped_early"] and report["metrics"]["exact_match"]["test"] == "cluster-robust"
+    assert "cluster-robust SE" in report["metrics"]["exact_match"]["reason"]
