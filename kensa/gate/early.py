@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kensa.gate import sequential, sequential_wald
@@ -52,6 +52,7 @@ class _Metric:
     direction: str
     floor: float  # abs_floor on the 0-1 scale
     corpus: bool = False
+    partial: bool = False  # docs may lack a value (None): decided on the Wald path, those docs left out
     unit_se: float = 0.0  # corpus metrics: the baseline's bootstrap SE on all N documents (metric units)
 
 
@@ -89,7 +90,8 @@ class EarlyStop:
             floor = mb.abs_floor if mb.abs_floor is not None else default_abs_floor(
                 run.kind, run.environment.get("device", "cpu"), run.n, spec.scale)
             self.metrics.append(_Metric(name, sequential.Design(run.n, level, margin, looks=looks), spec.scale,
-                                        mb.direction, floor / spec.scale, corpus, unit_se))
+                                        mb.direction, floor / spec.scale, corpus=corpus, unit_se=unit_se,
+                                        partial=spec.partial))
         self.looks: dict[str, list[sequential_wald.WaldLook]] = {}
         self.clustered = False
         self.results: dict[str, sequential.SequentialResult] = {}
@@ -101,7 +103,7 @@ class EarlyStop:
 
     def _decide(self, metric: _Metric, values: Sequence[Any], clusters: Sequence[Any] | None) \
             -> sequential.SequentialResult | None:
-        if metric.corpus or clusters is not None:
+        if metric.corpus or metric.partial or clusters is not None:
             return self._decide_wald(metric, values, clusters)
         base = self.base_items.values[metric.name][: len(values)]
         try:
@@ -125,13 +127,17 @@ class EarlyStop:
                 looks.append(sequential_wald.corpus_look(
                     metric.name, base[:size], values[:size], direction=metric.direction, scale=metric.scale,
                     unit_se=metric.unit_se, n_total=self.n, clusters=clusters))
-            else:
-                assert clusters is not None
-                drops = [sign * (float(a) - float(b)) / metric.scale for a, b in zip(base[:size], values[:size])]
-                looks.append(sequential_wald.cluster_look(drops, clusters[:size]))
+            else:  # clustered, or with docs that lack a value (left out, as the fixed gate does)
+                labels = clusters[:size] if clusters is not None else range(size)
+                kept = [(sign * (float(a) - float(b)) / metric.scale, g)
+                        for a, b, g in zip(base[:size], values[:size], labels) if a is not None and b is not None]
+                if not kept:
+                    kept = [(0.0, 0)]  # no doc has a value on both sides yet: no evidence either way
+                drops, groups = zip(*kept)
+                looks.append(replace(sequential_wald.cluster_look(drops, groups), scored=size))
         if not looks:
             return None
-        what = "bootstrap SE" if metric.corpus else "cluster-robust SE"
+        what = "bootstrap SE" if metric.corpus else "cluster-robust SE" if clusters is not None else "SE"
         return sequential_wald.run_looks(looks, metric.design, min_fail_drop=metric.floor, what=what)
 
     def _update(self, run: Any) -> None:
@@ -176,8 +182,11 @@ class EarlyStop:
                 "metrics": {name: r.to_dict() | {"test": self._test(name)} for name, r in self.results.items()}}
 
     def _test(self, name: str) -> str:
-        corpus = next(m.corpus for m in self.metrics if m.name == name)
-        return "paired bootstrap" if corpus else "cluster-robust" if self.clustered else "paired sums"
+        metric = next(m for m in self.metrics if m.name == name)
+        if metric.corpus:
+            return "paired bootstrap"
+        return "cluster-robust" if self.clustered else "wald, docs without a value left out" if metric.partial \
+            else "paired sums"
 
     def rows(self, record: RunRecord, fixed: Sequence[Check]) -> list[Check]:
         """The gate's rows: sequential verdicts (p None: Holm leaves them alone, the alpha split is Bonferroni's),
@@ -194,9 +203,10 @@ class EarlyStop:
                 look = self.looks[metric.name][r.look - 1]
                 base_value, cand_value, method = look.base, look.cand, CORPUS_METHOD
             else:
-                base = self.base_items.values[metric.name][: r.scored]
-                cand = record.items.values[metric.name][: r.scored]
-                base_value, cand_value = sum(base) / len(base), sum(cand) / len(cand)
+                pairs = [(a, b) for a, b in zip(self.base_items.values[metric.name][: r.scored],
+                                                record.items.values[metric.name][: r.scored])
+                         if a is not None and b is not None] or [(0.0, 0.0)]
+                base_value, cand_value = (sum(side) / len(pairs) for side in zip(*pairs))
                 method = CLUSTER_METHOD if self.clustered else METHOD
             sign = 1.0 if metric.direction == "higher" else -1.0
             out.append(Check(record.model, record.baseline, record.task_id, metric.name, r.decision,

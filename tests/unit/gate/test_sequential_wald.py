@@ -231,3 +231,18 @@ def test_documents_that_share_a_context_are_decided_on_the_cluster_robust_se():
     report = stop.report()
     assert report["stopped_early"] and report["metrics"]["exact_match"]["test"] == "cluster-robust"
     assert "cluster-robust SE" in report["metrics"]["exact_match"]["reason"]
+
+
+def test_a_metric_whose_docs_may_lack_a_value_leaves_those_docs_out():
+    # hallucination: None where an output was empty (no rate); such docs are left out as the fixed gate does
+    n = 300
+    values = {"hallucination": [None if i % 10 == 0 else float(i % 7) for i in range(n)]}
+    stop, record = _early(values)
+    _drive(stop, values)
+    report = stop.report()
+    assert report["stopped_early"] and report["metrics"]["hallucination"]["decision"] == "pass"
+    assert report["metrics"]["hallucination"]["test"] == "wald, docs without a value left out"
+    from kensa.gate.thresholds import Items
+
+    rows = stop.rows(record.__class__(**{**record.__dict__, "items": Items([], values)}), [])
+    assert rows[0].status == "pass" and rows[0].drop == 0.0
