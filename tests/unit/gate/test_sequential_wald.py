@@ -246,3 +246,30 @@ def test_a_metric_whose_docs_may_lack_a_value_leaves_those_docs_out():
 
     rows = stop.rows(record.__class__(**{**record.__dict__, "items": Items([], values)}), [])
     assert rows[0].status == "pass" and rows[0].drop == 0.0
+
+
+def test_kish_count_equals_the_changed_documents_when_their_effects_are_equal_and_falls_with_one_outlier():
+    def mean_pred(golds, preds, w):
+        p = np.asarray(preds, dtype=float)
+        return (w @ p) / w.sum(axis=1)
+
+    gold = np.zeros(20, dtype=object)
+    base = np.zeros(20, dtype=object)
+    cand = base.copy()
+    cand[:4] = -1.0
+    cols = (gold, base, gold, cand)
+    assert sequential_wald._effective_changes(mean_pred, cols, np.ones(20)) == pytest.approx(4.0)
+    cand[3] = -30.0
+    assert sequential_wald._effective_changes(mean_pred, cols, np.ones(20)) < 1.5
+
+
+def test_a_pearson_drop_carried_by_one_far_off_prediction_has_few_degrees_of_freedom_to_pass():
+    rng = np.random.default_rng(3)
+    gold = np.round(rng.uniform(0, 5, 300) * 5) / 5
+    base = np.round(gold + rng.normal(0, 1, 300), 1)
+    cand = base.copy()
+    cand[:60] += 0.1  # many small changes
+    cand[7] = base[7] + 5.0 if gold[7] < 2.5 else base[7] - 5.0  # one far-off prediction
+    b, c = [[g, p] for g, p in zip(gold, base)], [[g, p] for g, p in zip(gold, cand)]
+    look = sequential_wald.corpus_look("pearson", b, c, direction="higher", scale=1.0, unit_se=0.02, n_total=300)
+    assert look.changed == 60 and look.df_pass < look.df / 3
