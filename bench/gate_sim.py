@@ -8,6 +8,7 @@ joint law as drawing every document. Accuracy does not enter the paired tests, o
     python -m bench.gate_sim                    # every table, 10,000 sessions each (minutes on 2 cores)
     python -m bench.gate_sim --sessions 2000    # quicker, noisier
     python -m bench.gate_sim --only small       # the small-task PASS rule: candidates compared at N = 100-400
+    python -m bench.gate_sim --only corpus --corpus-sessions 1000 --resamples 200   # corpus metrics, JSQuAD
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from bench import gate_sim_corpus
 from kensa.gate import pooled, sequential
 
 
@@ -258,7 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261206)
-    ap.add_argument("--only", choices=("tasks", "session", "pooled", "small"), default=None)
+    ap.add_argument("--only", choices=("tasks", "session", "pooled", "small", "corpus"), default=None)
+    ap.add_argument("--corpus-sessions", type=int, default=1000,
+                    help="sessions per cell for corpus metrics (a paired bootstrap at each look: costly)")
+    ap.add_argument("--resamples", type=int, default=200, help="bootstrap resamples per look in the corpus part")
     args = ap.parse_args(argv)
     out: list[str] = []
     start = time.perf_counter()
@@ -270,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pooled_table(args.sessions, args.seed + 2, out)
     if args.only in (None, "small"):
         small_table(args.sessions, args.seed + 3, out)
+    if args.only in (None, "corpus"):
+        gate_sim_corpus.corpus_table(args.corpus_sessions, args.seed + 3, ALPHA / len(SUITE), args.resamples, out)
+        gate_sim_corpus.cluster_table(args.sessions, args.seed + 4, ALPHA / len(SUITE), out)
     out.append(f"\n({time.perf_counter() - start:.1f} s)")
     print("\n".join(out))
     return 0
