@@ -131,8 +131,10 @@ class TestGate:
             return None  # check() reports the error after a full run
         if items is None:
             return None
+        # With --gate-pooled a task stops early only to FAIL: the pooled row needs every document of every task
+        # that does not fail (kensa.gate.pooled; a failed task fails the session anyway).
         self.early = EarlyStop(self.entry, items, self.planned, _settings(self.config),
-                               margins=dict(self.rc.gate.margins))
+                               margins=dict(self.rc.gate.margins), early_pass=not self.rc.gate.pooled)
         return self.early if self.early.active else None
 
     def check(self, run: Any, summary: dict[str, Any]) -> None:
@@ -153,6 +155,10 @@ class TestGate:
             fixed = [] if self.early.stopped_early else compare(self.entry, items, record, _settings(self.config),
                                                                 th.path)
             rows = self.early.rows(record, fixed)
+            if self.rc.gate.pooled:
+                from kensa.gate.pooled import attach_counts
+
+                attach_counts(rows, fixed)
         else:
             rows = compare(self.entry, items, record, _settings(self.config), th.path)
         if items is not None:
