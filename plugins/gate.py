@@ -31,6 +31,9 @@ from .kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
 GATE_PROPERTY = "kensa_gate"
 STORE_KEY = pytest.StashKey[BaselineStore]()
 SESSION_KEY = pytest.StashKey["GateSession"]()
+FULL_RUN_KEY = pytest.StashKey[str]()
+"""Set on a test's node before it scores: why it scores in one call under --gate-sequential (a suite's plugin
+says so, e.g. the quiz's latency gate on a batched backend)."""
 
 
 def _store(config: pytest.Config) -> BaselineStore:
@@ -89,6 +92,7 @@ class TestGate:
         self.active = self.rc.gate.enabled and not self.rc.gate.update
         self.planned: RunRecord | None = None
         self.early: Any = None  # kensa.gate.early.EarlyStop under --gate-sequential
+        self.full_reason: str | None = None  # why this test scored in one call under --gate-sequential
         if self.active:
             self._precheck(datasets)
 
@@ -121,6 +125,9 @@ class TestGate:
     def early_stop(self) -> Any:
         """Under --gate-sequential: the stop rule the run loop calls after each look, or None (score in full)."""
         if not (self.active and self.rc.gate.sequential and self.entry is not None and self.planned is not None):
+            return None
+        self.full_reason = self.request.node.stash.get(FULL_RUN_KEY, None)
+        if self.full_reason:
             return None
         from kensa.gate.early import EarlyStop
 
@@ -176,6 +183,10 @@ class TestGate:
                     r.details["flip_report"] = str(path)
             elif path.exists():
                 path.unlink()  # an old report would describe another run
+        if self.full_reason:
+            for r in rows:
+                r.message = "; ".join(filter(None, [r.message, f"scored in full under --gate-sequential: "
+                                                                f"{self.full_reason}"]))
         self._send(rows)
         failing = fails_now(rows, _settings(self.config))
         if failing:
