@@ -248,7 +248,7 @@ class GateSession:
                 if gate.pooled:
                     from kensa.gate.pooled import pooled_rows
 
-                    self.rows += pooled_rows(self.rows)
+                    self.rows += pooled_rows(self.rows, [(s["model"], s["task_id"]) for s in self.summaries])
                     family += len(self.config.stash[CONFIG_KEY].models)
                 self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
                                      family)

@@ -145,10 +145,11 @@ def _left_out_reason(rows: Sequence[Any]) -> str:
     return f"no 0/1 metric tested by McNemar over every document (methods: {', '.join(methods)})"
 
 
-def pooled_rows(checks: Sequence[Any]) -> list[Any]:
+def pooled_rows(checks: Sequence[Any], scored: Sequence[tuple[str, str]] = ()) -> list[Any]:
     """One row per model: the pooled test over each task's first metric with full-sample McNemar counts
     (``kensa.gate.Check`` rows; the row then joins the session's Holm family). Every task of the model that is not
-    pooled is named in the row with the reason; with fewer than two tasks to pool the row is ``not tested``."""
+    pooled is named in the row with the reason, ``scored`` (model, task) pairs without a row too (their test
+    failed before the gate compared them); with fewer than two tasks to pool the row is ``not tested``."""
     from kensa.gate.verdicts import Check
 
     out = []
@@ -158,7 +159,8 @@ def pooled_rows(checks: Sequence[Any]) -> list[Any]:
             if c.model == model and c.task_id != POOLED_TASK:
                 by_task.setdefault(c.task_id, []).append(c)
         first: dict[str, tuple[Any, tuple[int, int, int]]] = {}
-        left_out: dict[str, str] = {}
+        left_out = {t: "no gate rows: its test failed before the gate compared it" for m, t in scored
+                    if m == model and t not in by_task}
         for task_id in sorted(by_task):
             found = next(((r, n) for r in by_task[task_id] if (n := pool_counts(r)) is not None), None)
             if found is None:
@@ -167,6 +169,7 @@ def pooled_rows(checks: Sequence[Any]) -> list[Any]:
                 first[task_id] = found
         rows = [first[t] for t in sorted(first)]
         tasks = ", ".join(f"{r.task_id} {r.metric}" for r, _ in rows) or "none"
+        left_out = dict(sorted(left_out.items()))
         missing = "; ".join(f"{t} ({why})" for t, why in left_out.items())
         details = {"tasks": len(rows), "pooled": {r.task_id: r.metric for r, _ in rows}, "left_out": left_out}
         baseline = by_task[next(iter(by_task))][0].baseline

@@ -149,3 +149,9 @@ def test_margins_mean_nothing_with_the_pooled_row():
         parse_gate(parse_models(["tiny"], []), baselines=(), mode="on", directory="t", update=False,
                    allow_lower=False, alpha=0.05, accept_env_change=False, base="none", sequential=True,
                    margins="acc=0.02", pooled=True)
+
+
+def test_a_scored_task_without_gate_rows_is_named_too():
+    rows = [_seq_row("a", b=6, c=4), _seq_row("b", b=3, c=2)]
+    (row,) = pooled.pooled_rows(rows, [("m", "a"), ("m", "b"), ("m", "crashed"), ("other", "x")])
+    assert list(row.details["left_out"]) == ["crashed"] and "left out: crashed (no gate rows" in row.message
