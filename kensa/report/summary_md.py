@@ -130,6 +130,9 @@ def summary_markdown(rows: Sequence[Any], headline: str, notes: Sequence[str] = 
     and shown relative to ``root`` (the repository)."""
     failed = [r for r in rows if r.failed]
     out = [f"**{headline}**", ""]
+    stale = [snap for snap in snapshots if snap["status"] not in ("updated", "written")]
+    if stale and rows:  # the gate's verdict alone would read as a pass: the snapshot tests failed the session
+        out += [f"**{len(stale)} snapshot test(s) failed: the session fails until they are reviewed** (below)", ""]
     if failed:
         out += [f"### Failing rows ({len(failed)})", "", markdown_table(table_rows(failed), COLUMNS).rstrip("\n")]
         out += sorted({f"- `{r.model}` `{r.task_id}` {r.metric}: {r.status}: {r.message}" for r in failed

@@ -57,6 +57,7 @@ def test_changed_snapshots_are_linked_relative_to_the_summary_with_the_command_t
     assert "`pytest 'suites/jglue/test_prompt_snapshots.py::test_prompt[jcqa-0.3]' --snapshot-update`" in text
     assert "  -選んでください" in text and "  +選んで下さい" in text and "(15 more lines)" in text
     assert "a new file written by --snapshot-update" in text
+    assert text.index("**1 snapshot test(s) failed: the session fails") < text.index("### Snapshots changed")
     assert "Snapshots changed" not in summary_markdown(rows, "kensa gate: PASS")
 
 
