@@ -31,6 +31,9 @@ from .kensa_plugin import CONFIG_KEY, FAMILY_KEY, SUMMARY_PROPERTY
 GATE_PROPERTY = "kensa_gate"
 STORE_KEY = pytest.StashKey[BaselineStore]()
 SESSION_KEY = pytest.StashKey["GateSession"]()
+FULL_RUN_KEY = pytest.StashKey[str]()
+"""Set on a test's node before it scores: why it scores in one call under --gate-sequential (a suite's plugin
+says so, e.g. the quiz's latency gate on a batched backend)."""
 
 
 def _store(config: pytest.Config) -> BaselineStore:
@@ -89,6 +92,7 @@ class TestGate:
         self.active = self.rc.gate.enabled and not self.rc.gate.update
         self.planned: RunRecord | None = None
         self.early: Any = None  # kensa.gate.early.EarlyStop under --gate-sequential
+        self.full_reason: str | None = None  # why this test scored in one call under --gate-sequential
         if self.active:
             self._precheck(datasets)
 
@@ -122,6 +126,9 @@ class TestGate:
         """Under --gate-sequential: the stop rule the run loop calls after each look, or None (score in full)."""
         if not (self.active and self.rc.gate.sequential and self.entry is not None and self.planned is not None):
             return None
+        self.full_reason = self.request.node.stash.get(FULL_RUN_KEY, None)
+        if self.full_reason:
+            return None
         from kensa.gate.early import EarlyStop
 
         store = _store(self.config)
@@ -131,8 +138,10 @@ class TestGate:
             return None  # check() reports the error after a full run
         if items is None:
             return None
+        # With --gate-pooled a task stops early only to FAIL: the pooled row needs every document of every task
+        # that does not fail (kensa.gate.pooled; a failed task fails the session anyway).
         self.early = EarlyStop(self.entry, items, self.planned, _settings(self.config),
-                               margins=dict(self.rc.gate.margins))
+                               margins=dict(self.rc.gate.margins), early_pass=not self.rc.gate.pooled)
         return self.early if self.early.active else None
 
     def check(self, run: Any, summary: dict[str, Any]) -> None:
@@ -153,6 +162,10 @@ class TestGate:
             fixed = [] if self.early.stopped_early else compare(self.entry, items, record, _settings(self.config),
                                                                 th.path)
             rows = self.early.rows(record, fixed)
+            if self.rc.gate.pooled:
+                from kensa.gate.pooled import attach_counts
+
+                attach_counts(rows, fixed)
         else:
             rows = compare(self.entry, items, record, _settings(self.config), th.path)
         if items is not None:
@@ -170,6 +183,10 @@ class TestGate:
                     r.details["flip_report"] = str(path)
             elif path.exists():
                 path.unlink()  # an old report would describe another run
+        if self.full_reason:
+            for r in rows:
+                r.message = "; ".join(filter(None, [r.message, f"scored in full under --gate-sequential: "
+                                                                f"{self.full_reason}"]))
         self._send(rows)
         failing = fails_now(rows, _settings(self.config))
         if failing:
@@ -231,7 +248,7 @@ class GateSession:
                 if gate.pooled:
                     from kensa.gate.pooled import pooled_rows
 
-                    self.rows += pooled_rows(self.rows)
+                    self.rows += pooled_rows(self.rows, [(s["model"], s["task_id"]) for s in self.summaries])
                     family += len(self.config.stash[CONFIG_KEY].models)
                 self.rows = finalize(sorted(self.rows, key=lambda r: (r.model, r.task_id, r.metric)), gate.alpha,
                                      family)

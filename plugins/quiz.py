@@ -102,6 +102,20 @@ class QuizTest:
         self.lm.info["warm_up_seconds"] = round(warm_up(self.lm, self.variant, eval_split), 3)
         warmed.add(self.lm.name)
 
+    def keep_batches_whole(self) -> None:
+        """Under --gate-sequential with the latency gate on a batched backend: score this task in one call (the
+        gate reads the reason from the test's stash and says it in its rows)."""
+        if self.config.stash[OPTIONS_KEY].gate_latency is None or not self.rc.gate.sequential:
+            return
+        from kensa.gate.fingerprint import environment
+        from kensa.gate.latency import looks_split_batches
+
+        from .gate import FULL_RUN_KEY
+
+        reason = looks_split_batches(environment(self.lm.info).get("batch_size", "unknown"))
+        if reason:
+            self.request.node.stash[FULL_RUN_KEY] = reason
+
     def record(self, run: Any) -> None:
         from kensa.gate.fingerprint import environment
         from kensa.report.quiz import quiz_record
@@ -139,7 +153,9 @@ class QuizTest:
 def pytest_kensa_before_run(request: pytest.FixtureRequest, suite: str, variant: Any, lm: Any,
                             eval_split: Any) -> None:
     if suite == SUITE:
-        QuizTest(request, variant, lm).warm_up(eval_split)
+        quiz = QuizTest(request, variant, lm)
+        quiz.warm_up(eval_split)
+        quiz.keep_batches_whole()
 
 
 def pytest_kensa_after_run(request: pytest.FixtureRequest, suite: str, variant: Any, lm: Any, run: Any) -> None:

@@ -82,7 +82,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
     gate_session = config.stash[SESSION_KEY]
     rc = config.stash[CONFIG_KEY]
-    if not gate_session.summaries and not gate_session.rows:
+    changed = config.pluginmanager.get_plugin("kensa-changed-snapshots")
+    snapshots = list(changed.files) if changed is not None else []
+    if not gate_session.summaries and not gate_session.rows and not snapshots:
         return
     gate = rc.gate
     rows = list(gate_session.rows)
@@ -99,6 +101,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         partial = {"reason": reason, "scored_tests": len(gate_session.summaries),
                    "collected_tests": session.testscollected}
     headline = gate_headline(rows, gate, partial)
+    if not gate_session.summaries and not gate_session.rows:
+        headline = f"kensa: no model was scored; {len(snapshots)} snapshot file(s) changed"
     # Reported beside the gated metrics (termination, copies, ...): in the table, not in results.json's gate.
     gate_rows, rows = rows, rows + _reported_rows(gate_session.summaries)
     pairs, pair_notes = _pairwise(gate_session.summaries, [m.name for m in rc.models])
@@ -120,7 +124,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                                   partial=partial)
             written.append(write_results(rc.results_dir / slug / "results.json", doc))
         written.append(write_summary(rc.results_dir / "summary.md",
-                                     summary_markdown(rows, headline, average_lines + notes, pairs)))
+                                     summary_markdown(rows, headline, average_lines + notes, pairs,
+                                                      snapshots=snapshots, root=config.rootpath,
+                                                      here=rc.results_dir)))
     except WriteError as exc:
         notes.append(f"kensa: {exc}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

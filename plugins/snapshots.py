@@ -121,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PREVIOUS_SLUGS] = set(ACTIVE_SLUGS)  # an in-process pytester run restores its caller's
     ACTIVE_SLUGS.clear()
     ACTIVE_SLUGS.update(m.slug for m in (rc.models if rc is not None else ()))
-    config.pluginmanager.register(ChangedSnapshots(), "kensa-changed-snapshots")
+    config.pluginmanager.register(ChangedSnapshots(hasattr(config, "workerinput")), "kensa-changed-snapshots")
     config.stash[_PREVIOUS_PROJECT] = list(PROJECT_SNAPSHOTS)
     PROJECT_SNAPSHOTS.clear()
     if _suites_installed(config):
@@ -160,13 +160,24 @@ _WHAT = {"test_prompt": "prompts changed", "test_tokenizer": "tokenizer changed"
 FIRST_RUN = "no snapshot yet"
 
 
+SNAPSHOT_PROPERTY = "kensa_snapshot"
+
+
 class ChangedSnapshots:
-    """Collects the failing snapshot tests (on the xdist controller too) and names them at the end."""
+    """Collects the failing snapshot tests (on the xdist controller too) and names them at the end; ``files``
+    holds each changed or rewritten snapshot file for summary.md (``kensa.report.summary_md.snapshot_lines``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: bool = False) -> None:
+        self.worker = worker  # a worker forwards its reports, properties included, to the controller
         self.changed: dict[str, list[str]] = {}
+        self.files: list[dict[str, str]] = []
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml turns user_properties into <property> elements
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and not self.worker:
+            self.files += [v | {"nodeid": strip_group(report.nodeid)} for k, v in report.user_properties
+                           if k == SNAPSHOT_PROPERTY]
+            report.user_properties = [(k, v) for k, v in report.user_properties if k != SNAPSHOT_PROPERTY]
         if report.when != "call" or not report.failed:
             return
         match = re.search(r"::(test_prompt|test_tokenizer)\[(.+)\]$", strip_group(report.nodeid))
@@ -193,11 +204,21 @@ def check(snapshot, text: str, what: str) -> None:
     name = snapshot.extension.get_snapshot_name(test_location=snapshot.test_location, index=snapshot.index)
     location = Path(snapshot.extension.get_location(test_location=snapshot.test_location, index=snapshot.index))
     first_run = not location.is_file()
+    old = None if first_run else location.read_text(encoding="utf-8")
+    item = snapshot.test_location.item
     if snapshot == text:
+        new = snapshot.extension.serialize(text)
+        if getattr(item.config.option, "update_snapshots", False) and old != new:  # --snapshot-update rewrites it
+            diff = "\n".join(snapshot.extension.diff_lines(new, old or ""))
+            item.user_properties.append((SNAPSHOT_PROPERTY, {"path": str(location), "what": what, "diff": diff,
+                                                             "status": "written" if first_run else "updated"}))
         return
     if first_run:  # nothing to compare with: not a change, a snapshot never taken
+        item.user_properties.append((SNAPSHOT_PROPERTY, {"path": str(location), "what": what, "status": FIRST_RUN}))
         pytest.fail(f"{FIRST_RUN} for {what} ({location.name}): run with --snapshot-update and commit it",
                     pytrace=False)
     diff = "\n".join(snapshot.get_assert_diff())
+    item.user_properties.append((SNAPSHOT_PROPERTY, {"path": str(location), "what": what, "status": "changed",
+                                                     "diff": diff}))
     pytest.fail(f"{what} changed (snapshot {name}):\n{diff}\n"
                 "If the change is intended: rerun with --snapshot-update and commit the snapshot file.", pytrace=False)

@@ -247,6 +247,9 @@ def parse_gate(models: Sequence[ModelSpec], *, baselines: Sequence[str], mode: s
         raise OptionError("--gate-sequential", "cannot be combined with --gate off (it stops on the gate's decision)")
     if margins and not sequential:
         raise OptionError("--gate-margin", "only means something with --gate-sequential")
+    if margins and pooled:
+        raise OptionError("--gate-margin", "means nothing with --gate-pooled: a task then stops early only to fail "
+                          "(the pooled row needs every document), so no PASS margin is used")
     parsed: dict[str, float] = {}
     try:
         if margins:

@@ -26,6 +26,7 @@ METHOD = "sequential (LD O'Brien-Fleming fail, Pocock pass)"
 NOT_TESTED = "not tested (task stopped early)"
 CORPUS_METHOD = "sequential paired bootstrap (LD O'Brien-Fleming fail, Pocock pass)"
 CLUSTER_METHOD = "sequential cluster-robust (LD O'Brien-Fleming fail, Pocock pass)"
+EARLY_PASS_OFF = "early PASS off: --gate-pooled pools every document of each task that does not fail"
 
 
 def parse_margins(text: str | None) -> dict[str, float]:
@@ -60,8 +61,10 @@ class EarlyStop:
     """One test's sequential gate: ``stop(run)`` after each look; ``sizes`` are the looks (cumulative docs)."""
 
     def __init__(self, entry: Entry, base_items: Items, run: RunRecord, settings: GateSettings, *,
-                 margins: Mapping[str, float] | None = None, looks: int = sequential.DEFAULT_LOOKS):
+                 margins: Mapping[str, float] | None = None, looks: int = sequential.DEFAULT_LOOKS,
+                 early_pass: bool = True):
         self.entry, self.base_items, self.settings = entry, base_items, settings
+        self.early_pass = early_pass  # False under --gate-pooled: stop early only to FAIL (kensa.gate.pooled)
         self.n = run.n
         self.sizes = sequential.look_sizes(run.n, looks)
         level = settings.alpha / max(settings.family_size, 1)
@@ -89,9 +92,9 @@ class EarlyStop:
                 margin = sequential.default_margin(run.n, PLANNING_DISCORDANCE, level)
             floor = mb.abs_floor if mb.abs_floor is not None else default_abs_floor(
                 run.kind, run.environment.get("device", "cpu"), run.n, spec.scale)
-            self.metrics.append(_Metric(name, sequential.Design(run.n, level, margin, looks=looks), spec.scale,
-                                        mb.direction, floor / spec.scale, corpus=corpus, unit_se=unit_se,
-                                        partial=spec.partial))
+            design = sequential.Design(run.n, level, margin, looks=looks, early_pass=early_pass)
+            self.metrics.append(_Metric(name, design, spec.scale, mb.direction, floor / spec.scale, corpus=corpus,
+                                        unit_se=unit_se, partial=spec.partial))
         self.looks: dict[str, list[sequential_wald.WaldLook]] = {}
         self.clustered = False
         self.results: dict[str, sequential.SequentialResult] = {}
@@ -178,7 +181,7 @@ class EarlyStop:
         """What the results say about this task: documents scored, the stopping look and why, per metric."""
         stop_look = next((i + 1 for i, s in enumerate(self.sizes) if s == self.scored), len(self.sizes))
         return {"scored": self.scored, "n": self.n, "stopped_early": self.stopped_early, "look": stop_look,
-                "looks": len(self.sizes), "full_metrics": list(self.full),
+                "looks": len(self.sizes), "full_metrics": list(self.full), "early_pass": self.early_pass,
                 "metrics": {name: r.to_dict() | {"test": self._test(name)} for name, r in self.results.items()}}
 
     def _test(self, name: str) -> str:
@@ -210,7 +213,8 @@ class EarlyStop:
                 method = CLUSTER_METHOD if self.clustered else METHOD
             sign = 1.0 if metric.direction == "higher" else -1.0
             out.append(Check(record.model, record.baseline, record.task_id, metric.name, r.decision,
-                             f"sequential: {r.reason}; {r.scored} of {r.n} docs scored",
+                             f"sequential: {r.reason}; {r.scored} of {r.n} docs scored"
+                             + ("" if self.early_pass else f"; {EARLY_PASS_OFF}"),
                              n=r.scored, score=cand_value, base=base_value, delta=cand_value - base_value,
                              drop=sign * (base_value - cand_value), method=method,
                              mde=r.margin * metric.scale, abs_floor=metric.floor * metric.scale,

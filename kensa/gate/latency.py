@@ -94,6 +94,19 @@ def timing_units(batches: Sequence[Sequence[int] | None] | None, n: int,
     return sorted((frozenset(g) for g in groups.values()), key=min)
 
 
+def looks_split_batches(batch_size: object) -> str | None:
+    """Why a latency-gated task must score in one call under ``--gate-sequential``, or None (batch size 1).
+
+    A run scored in looks makes one backend call per look; a batched backend groups (and length-sorts) only that
+    look's questions, so its batches, and the time each question's share stands for, are not the ones the
+    baseline measured in one call, and a look's last batch is a short one. Per-question times (batch size 1)
+    pair whatever the calls: a stopped run is compared with the same prefix of the baseline."""
+    if str(batch_size) == "1":
+        return None
+    return (f"the latency gate pairs the baseline's batches (batch size {batch_size}), which looks would split: "
+            "this timed task scores in one call (batch_size=1 keeps the sequential gate)")
+
+
 def signed_rank_p(diffs: Sequence[float], alternative: str) -> float:
     """One-sided Wilcoxon signed-rank p (scipy; zeros dropped); 1 when every difference is zero."""
     from scipy.stats import wilcoxon

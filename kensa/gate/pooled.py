@@ -108,24 +108,81 @@ def minimum_uniform_drop(n: Sequence[int], discordance: Sequence[float], alpha: 
     return (stats.norm.isf(alpha) + stats.norm.isf(1 - power)) / slope
 
 
-def pooled_rows(checks: Sequence[Any]) -> list[Any]:
-    """One row per model: the pooled test over each task's first McNemar-tested metric (``kensa.gate.Check`` rows;
-    the row then joins the session's Holm family). No row for a model with fewer than two such tasks."""
+MCNEMAR = "mcnemar-exact"
+NOT_POOLED = "not tested"
+
+
+def attach_counts(rows: Sequence[Any], fixed: Sequence[Any]) -> None:
+    """Under ``--gate-sequential``: give each sequential row of a task scored in full its metric's full-sample
+    McNemar counts (from the fixed test's rows ``fixed``, same documents), so the pooled row can use it."""
+    counts = {c.metric: c for c in fixed if c.method == MCNEMAR and c.n and "b" in c.details}
+    for r in rows:
+        f = counts.get(r.metric)
+        if f is not None and r.method != MCNEMAR and r.n == f.n:
+            r.details["pool"] = {"b": f.details["b"], "c": f.details["c"], "n": f.n}
+
+
+def pool_counts(row: Any) -> tuple[int, int, int] | None:
+    """(b, c, n) over every document of the task, or None: a fixed McNemar row, or a sequential row with the
+    counts :func:`attach_counts` gave it."""
+    if row.method == MCNEMAR and row.n and "b" in row.details:
+        return int(row.details["b"]), int(row.details["c"]), int(row.n)
+    pool = row.details.get("pool")
+    return (int(pool["b"]), int(pool["c"]), int(pool["n"])) if pool else None
+
+
+def _left_out_reason(rows: Sequence[Any]) -> str:
+    """Why a task has no counts to pool, from its rows (never a silent drop)."""
+    for r in rows:
+        seq = r.details.get("sequential")
+        if seq and seq.get("stopped_early"):
+            return (f"stopped early at look {seq['look']}/{seq['looks']} ({seq['decision']}): "
+                    f"{seq['scored']} of {seq['n']} docs scored")
+    for r in rows:
+        if r.p is None and r.method is None:
+            return f"{r.metric} {r.status}" + (f": {r.message[:80]}" if r.message else "")
+    methods = sorted({str(r.method) for r in rows})
+    return f"no 0/1 metric tested by McNemar over every document (methods: {', '.join(methods)})"
+
+
+def pooled_rows(checks: Sequence[Any], scored: Sequence[tuple[str, str]] = ()) -> list[Any]:
+    """One row per model: the pooled test over each task's first metric with full-sample McNemar counts
+    (``kensa.gate.Check`` rows; the row then joins the session's Holm family). Every task of the model that is not
+    pooled is named in the row with the reason, ``scored`` (model, task) pairs without a row too (their test
+    failed before the gate compared them); with fewer than two tasks to pool the row is ``not tested``."""
     from kensa.gate.verdicts import Check
 
     out = []
-    for model in dict.fromkeys(c.model for c in checks):
-        first: dict[str, Any] = {}
+    for model in dict.fromkeys(c.model for c in checks if c.task_id != POOLED_TASK):
+        by_task: dict[str, list[Any]] = {}
         for c in checks:
-            if c.model == model and c.method == "mcnemar-exact" and c.task_id not in first and c.n:
-                first[c.task_id] = c
-        if len(first) < 2:
-            continue
+            if c.model == model and c.task_id != POOLED_TASK:
+                by_task.setdefault(c.task_id, []).append(c)
+        first: dict[str, tuple[Any, tuple[int, int, int]]] = {}
+        left_out = {t: "no gate rows: its test failed before the gate compared it" for m, t in scored
+                    if m == model and t not in by_task}
+        for task_id in sorted(by_task):
+            found = next(((r, n) for r in by_task[task_id] if (n := pool_counts(r)) is not None), None)
+            if found is None:
+                left_out[task_id] = _left_out_reason(by_task[task_id])
+            else:
+                first[task_id] = found
         rows = [first[t] for t in sorted(first)]
-        t = stouffer([r.details["b"] for r in rows], [r.details["c"] for r in rows], [r.n for r in rows])
-        tasks = ", ".join(f"{r.task_id} {r.metric}" for r in rows)
-        out.append(Check(model, rows[0].baseline, POOLED_TASK, POOLED_METRIC, "pass",
-                         f"weighted Stouffer (weights sqrt(n)) over {len(rows)} tasks: {tasks}; z {t.z:.2f}",
+        tasks = ", ".join(f"{r.task_id} {r.metric}" for r, _ in rows) or "none"
+        left_out = dict(sorted(left_out.items()))
+        missing = "; ".join(f"{t} ({why})" for t, why in left_out.items())
+        details = {"tasks": len(rows), "pooled": {r.task_id: r.metric for r, _ in rows}, "left_out": left_out}
+        baseline = by_task[next(iter(by_task))][0].baseline
+        if len(rows) < 2:
+            out.append(Check(model, baseline, POOLED_TASK, POOLED_METRIC, NOT_POOLED,
+                             f"needs two tasks with McNemar counts over every document; pooled: {tasks}"
+                             + (f"; left out: {missing}" if missing else ""), details=details))
+            continue
+        b, c, n = zip(*(counts for _, counts in rows))
+        t = stouffer(b, c, n)
+        out.append(Check(model, rows[0][0].baseline, POOLED_TASK, POOLED_METRIC, "pass",
+                         f"weighted Stouffer (weights sqrt(n)) over {len(rows)} tasks: {tasks}; z {t.z:.2f}"
+                         + (f"; left out: {missing}" if missing else ""),
                          n=t.n, drop=t.drop, delta=-t.drop, method=METHOD, p=t.p, abs_floor=0.0,
-                         hard_limit=math.inf, details={"z": t.z, "tasks": len(rows)}))
+                         hard_limit=math.inf, details={"z": t.z} | details))
     return out

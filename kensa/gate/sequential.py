@@ -143,6 +143,9 @@ class Design:
     alpha_pass: float = ALPHA_PASS
     fail_spending: str = "obf"
     pass_spending: str = "pocock"
+    early_pass: bool = True
+    """False: never stop early to PASS, only to FAIL (the pooled test under ``--gate-pooled`` needs every document
+    of every task that does not fail); the last look still passes what did not fail."""
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1 or not 0 < self.alpha_pass < 1:
@@ -158,7 +161,10 @@ class Design:
         return bounds(_fractions(sizes or self.sizes, self.n), self.alpha, self.fail_spending)
 
     def pass_bounds(self, sizes: Sequence[int] | None = None) -> np.ndarray:
-        return bounds(_fractions(sizes or self.sizes, self.n), self.alpha_pass, self.pass_spending)
+        cp = bounds(_fractions(sizes or self.sizes, self.n), self.alpha_pass, self.pass_spending)
+        if not self.early_pass:
+            cp[:-1] = np.inf  # no z reaches it: FAIL alone can stop the task before its last look
+        return cp
 
 
 def _fractions(sizes: Sequence[int], n: int) -> list[float]:

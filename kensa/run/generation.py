@@ -20,7 +20,7 @@ from kensa.backends.contract import Backend, GenerationRequest, Progress
 from kensa.data import Split
 from kensa.errors import KensaError
 from kensa.metrics.core import METRICS, aggregate
-from kensa.run.records import TaskRun
+from kensa.run.records import TaskRun, number_batches_on
 from kensa.tasks.base import GenerationTask, TaskVariant
 from kensa.tasks.render import prepare_generation
 
@@ -44,13 +44,14 @@ def evaluate_generation(variant: TaskVariant, lm: Backend, eval_split: Split, po
     samples: list[dict[str, Any]] = []
     per_doc: list[dict[str, Any]] = []
     roundtrip: dict[str, Any] | None = None
-    done = 0
+    done = next_batch = 0
     for end in ends:
         chunk = docs[done:end]
         offset = done
         look_progress = None if progress is None else (
             lambda n, _total, offset=offset: progress(offset + n, len(docs)))
         chunk_samples, chunk_per_doc = _generate(variant, lm, chunk, bad_words, copied, look_progress)
+        next_batch = number_batches_on(chunk_samples, next_batch)  # numbered per task across looks
         if task.roundtrip is not None and chunk:
             roundtrip = _round_trip(task, chunk, chunk_samples, chunk_per_doc, qa_lm or lm)
         samples += chunk_samples

@@ -9,7 +9,7 @@ from kensa.backends.contract import LoglikelihoodModel, LoglikelihoodRequest, Pr
 from kensa.data import Split
 from kensa.errors import KensaError
 from kensa.metrics.core import aggregate, multiple_choice_scores
-from kensa.run.records import TaskRun
+from kensa.run.records import TaskRun, number_batches_on
 from kensa.tasks.base import TaskVariant
 from kensa.tasks.render import prepare
 
@@ -26,10 +26,11 @@ def evaluate_multiple_choice(variant: TaskVariant, lm: LoglikelihoodModel, eval_
     total = sum(len(d.continuations) for d in docs)
     samples: list[dict] = []
     per_doc: list[dict] = []
-    done = sent = 0
+    done = sent = next_batch = 0
     for end in ends:
         chunk = docs[done:end]
         sent += _score(variant, lm, chunk, samples, per_doc, _offset(progress, sent, total))
+        next_batch = number_batches_on(samples[done:], next_batch)  # numbered per task across looks
         done = end
         run = _task_run(variant, docs[:done], samples, per_doc, eval_split, pool, k, limit, start, sent)
         if done < len(docs) and stop is not None and stop(run):

@@ -9,6 +9,19 @@ from typing import Any
 from kensa.metrics.core import METRICS
 
 
+def number_batches_on(samples: Sequence[dict[str, Any]], first: int) -> int:
+    """Shift the ``batches`` of one look's new samples by ``first``, the next free number: a backend numbers its
+    batches per call from 0, and a task scored in looks (--gate-sequential) makes a call per look, so without it
+    two looks' batch 0 would read as one batch (the latency gate joins questions that share a number). Returns the
+    next free number after these samples."""
+    top = first - 1
+    for s in samples:
+        if s.get("batches") is not None:
+            s["batches"] = [b + first for b in s["batches"]]
+            top = max([top, *s["batches"]])
+    return top + 1
+
+
 @dataclass
 class TaskRun:
     """What one test produced: metrics, per-sample records and provenance."""

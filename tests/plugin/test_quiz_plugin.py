@@ -130,3 +130,28 @@ def test_the_latency_gate_fails_a_slowed_backend_and_passes_the_same_one(quiz, m
     slow = run(quiz, *common, "--gate-latency", "50")
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*kensa latency gate: fail: seconds x3.00*16 questions*more than +50% slower*"])
+
+
+@pytest.mark.parametrize("batch_size", ["1", "2"])
+def test_the_quiz_goes_through_the_sequential_gate_and_its_latency_gate_stays_paired(quiz, batch_size):
+    th, out = quiz.path / "th", quiz.path / "out"
+    common = ["-p", "scaled", "-m", "gpu", "--model", "tiny", "-k", "anime_loglik-1.0-0.2", "--thresholds-dir", str(th),
+              "--baseline", "line", "--response-cache", "off", "--model-args", f"batch_size={batch_size}",
+              "--results-dir", str(out)]
+    assert run(quiz, *common, "--thresholds-update").ret == pytest.ExitCode.TESTS_FAILED  # measured in full
+    done = run(quiz, *common, "--gate-latency", "50", "--gate-sequential")
+    done.assert_outcomes(passed=1)
+    import json
+
+    (results,) = out.glob("*/results.json")
+    doc = json.loads(results.read_text(encoding="utf-8"))
+    (task,) = doc["kensa"]["tasks"].values()
+    rows = doc["kensa"]["gate"]
+    if batch_size == "1":  # scored in looks by the sequential gate; the latency gate pairs each question
+        assert task["data"]["sequential"]["looks"] == 10
+        assert all(r["method"].startswith("sequential") for r in rows)
+        done.stdout.fnmatch_lines(["*tiny*fixtures*アニメ*loglik*0.2*pass x*"])
+    else:  # batched: one call, as the baseline measured it, and the rows say why
+        assert "sequential" not in task["data"]
+        assert all("scored in full under --gate-sequential: the latency gate pairs" in r["message"] for r in rows)
+        done.stdout.fnmatch_lines(["*tiny*fixtures*アニメ*loglik*0.2*pass x1.00*"])

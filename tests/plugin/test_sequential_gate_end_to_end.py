@@ -20,11 +20,11 @@ TASKS = ("jcommonsenseqa-1.1-0.3", "jsts-1.0-0.3", "jcola-0.2-0.3", "jnli-1.3-0.
          "jsquad-1.1-0.3")
 SELECTION = "test_task and (" + " or ".join(TASKS) + ")"
 
-def _run(tmp_path, model, *extra):
+def _run(tmp_path, model, *extra, selection=SELECTION):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "pytest", "suites/jglue", "-p", "no:cacheprovider", "--results-dir",
            str(tmp_path / "results"), "--model", str(model), "--baseline", "tiny-trained", "--gate-sequential",
-           "-k", SELECTION, *extra]
+           "-k", selection, *extra]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
@@ -103,3 +103,20 @@ def test_a_thresholds_update_always_runs_in_full():
                       accept_env_change=False, base="none", sequential=True).sequential
     assert not parse_gate(models, baselines=(), mode="on", directory="t", update=True, allow_lower=False, alpha=0.05,
                           accept_env_change=False, base="none", sequential=True).sequential
+
+
+def test_with_the_pooled_row_tasks_score_every_document_and_the_row_names_what_it_left_out(tmp_path, copies):
+    from kensa.gate.early import EARLY_PASS_OFF
+
+    done = _run(tmp_path, copies[0], "--gate-pooled",
+                selection=f"test_task and (jcommonsenseqa-1.1-0.3 or xwinograd or {FULL})")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    tasks, gate = _tasks(tmp_path, copies[0])
+    for task_id, info in tasks.items():
+        seq = info["data"]["sequential"]
+        assert not seq["stopped_early"] and seq["scored"] == seq["n"] and seq["early_pass"] is False, task_id
+    assert all(EARLY_PASS_OFF in r["message"] for r in gate if r["method"] and r["method"].startswith("sequential"))
+    (row,) = [r for r in gate if r["task_id"] == "pooled"]
+    assert row["status"] == "pass" and row["p"] is not None
+    assert set(row["details"]["pooled"]) == set(tasks) - {FULL} and len(row["details"]["pooled"]) == 2
+    assert list(row["details"]["left_out"]) == [FULL] and f"left out: {FULL} (" in row["message"]

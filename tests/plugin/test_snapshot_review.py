@@ -74,10 +74,21 @@ def test_a_changed_template_fails_with_a_readable_diff_until_updated(pytester, m
         f"*kensa: prompts changed (1): {TASK}*",
     ])
     assert "\\u" not in result.stdout.str().split("kensa: prompts changed")[0].split("+++ now")[1]
+    # results/summary.md (the pull request's view) links the file, says how to see its diff and folds the diff in
+    file = f"__snapshots__/test_prompt_snapshots/test_prompt[{TASK}].prompt.txt"
+    summary = (pytester.path / "results" / "summary.md").read_text("utf-8")
+    assert summary.startswith("**kensa: no model was scored; 1 snapshot file(s) changed**")
+    link = file.replace("[", "%5B").replace("]", "%5D")
+    shown = file.replace("[", "\\[").replace("]", "\\]")  # brackets escaped in the link's text
+    assert f"- the prompts of {TASK}: [{shown}](../{link})" in summary
+    assert f"`git diff -- '{file}'`" in summary and "--snapshot-update`" in summary
+    assert "```diff" in summary and "+" in summary.split("```diff")[1] and "選んで下さい" in summary
 
     updated = run(pytester, xdist, "--snapshot-update")
     assert updated.ret == 0
     updated.stdout.fnmatch_lines(["*1 snapshot updated*"])
+    summary = (pytester.path / "results" / "summary.md").read_text("utf-8")
+    assert f"rewritten by --snapshot-update; review `git diff -- '{file}'`" in summary
     text = next((pytester.path / "__snapshots__").rglob(f"test_prompt[[]{TASK}[]].prompt.txt")).read_text("utf-8")
     assert "選んで下さい" in text and "選んでください" not in text
     assert run(pytester, xdist).ret == 0

@@ -305,4 +305,6 @@ def test_pooled_row_joins_holm_and_fails_a_uniform_drop_no_task_fails_alone():
     final = finalize(rows + extra, 0.05, len(rows) + 1)
     assert not any(r.failed for r in final[:-1])  # no task fails alone under Holm over 17 rows
     assert final[-1].status == "fail" and final[-1].p_holm <= 0.05
-    assert pooled.pooled_rows(rows[:2]) == []  # one task: nothing to pool
+    alone = pooled.pooled_rows(rows[:2])  # one task: nothing to pool, and the row says so
+    assert [(r.status, r.p) for r in alone] == [(pooled.NOT_POOLED, None)]
+    assert "needs two tasks" in alone[0].message and alone[0].details["pooled"] == {"task0": "acc"}
