@@ -59,13 +59,15 @@ def test_tiny_trained_passes_its_committed_thresholds(tmp_path, selection):
                 if not selection or v.template.version in ("0.3", ""))
     assert len(rows) == gated and {r["status"] for r in rows} <= {"pass", "underpowered"}
     # The shipped weights are the ones the baselines were measured on, on every machine, and the same
-    # weights score the same on CPU: every row reproduces its baseline exactly.
+    # weights score the same on CPU: every row reproduces its baseline, to float rounding (a correlation over
+    # log-likelihoods may move in its last bit when a batch is padded differently; 0/1 metrics are exact).
     import tomllib
 
     committed = tomllib.loads((REPO / "thresholds" / "tiny-trained.toml").read_text(encoding="utf-8"))
     ours = json.loads((tmp_path / "results" / "tiny-trained" / "results.json").read_text())
     assert ours["kensa"]["model_info"]["identity"]["weights_sha256"] == committed["model"]["weights_sha256"]
-    assert all(r["delta"] == 0 and r["p_holm"] == 1.0 for r in rows)
+    assert all(abs(r["delta"]) <= 1e-9 for r in rows), [r for r in rows if abs(r["delta"]) > 1e-9]
+    assert all(r["p_holm"] == 1.0 for r in rows if r["delta"] == 0)
 
 
 def test_a_copy_at_another_path_passes_with_the_baseline_named(tmp_path, copies):
