@@ -407,3 +407,11 @@ def run_in_copy(cwd: Path, command: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=f"{cwd}{os.pathsep}{shim}", KENSA_RESPONSE_CACHE="off")
     return subprocess.run([sys.executable, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
+
+
+def accept_false_alarms(hits: float, sessions: int, alpha: float) -> bool:
+    """False alarms consistent with a level-alpha design: at most the binomial 99.9 % quantile (a correct design
+    fails this for 0.1 % of seeds)."""
+    from scipy import stats
+
+    return hits <= stats.binom.ppf(0.999, sessions, alpha)

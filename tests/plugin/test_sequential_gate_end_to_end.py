@@ -13,11 +13,13 @@ import pytest
 from kensa.gate.early import parse_margins
 from tests.helpers import REPO
 
-# Every kind of gated metric: 0/1 per document (JCommonsenseQA), corpus metrics decided on a paired bootstrap
-# (JSTS Pearson and Spearman, JCoLA MCC, balanced accuracy and macro-F1, JNLI 1.3 and MARC-ja beside their
-# accuracies), graded values on documents that share a paragraph (JSQuAD, cluster-robust SE).
-TASKS = ("jcommonsenseqa-1.1-0.3", "jsts-1.0-0.3", "jcola-0.2-0.3", "jnli-1.3-0.3", "marc_ja-1.1-0.3",
-         "jsquad-1.1-0.3")
+# Every task of the suite, each dataset version at prompt 0.3, so every kind of gated metric: 0/1 per document
+# (JCommonsenseQA, XWinograd, MGSM), corpus metrics decided on a paired bootstrap (JSTS Pearson and Spearman, JCoLA
+# MCC, balanced accuracy and macro-F1, JNLI 1.3 and MARC-ja beside their accuracies, XL-Sum ROUGE), graded values
+# on documents that share a paragraph (JSQuAD, cluster-robust SE) and graded values per question (JAQKET v2).
+TASKS = ("jcommonsenseqa-1.1-0.3", "jnli-1.1-0.3", "jnli-1.3-0.3", "marc_ja-1.1-0.3", "jsquad-1.1-0.3",
+         "jsquad-1.2-0.3", "jsts-1.0-0.3", "jcola-0.2-0.3", "jaqket_v2-0.1-0.3", "jaqket_v2-0.2-0.3", "xwinograd_ja",
+         "xlsum_ja-1.0-0.3", "mgsm-1.0-0.3")
 SELECTION = "test_task and (" + " or ".join(TASKS) + ")"
 
 def _run(tmp_path, model, *extra, selection=SELECTION):

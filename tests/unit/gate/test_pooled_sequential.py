@@ -13,7 +13,7 @@ from kensa.gate import pooled, sequential
 from kensa.gate.early import EARLY_PASS_OFF, METHOD, EarlyStop
 from kensa.gate.thresholds import Entry, Items, MetricBaseline
 from kensa.gate.verdicts import Check, GateSettings, RunRecord, finalize
-from tests.unit.gate.test_sequential import _accept
+from tests.helpers import accept_false_alarms as _accept
 
 N = 1000
 

@@ -13,13 +13,10 @@ from scipy import stats
 from bench import gate_sim
 from kensa.gate import pooled, sequential
 from kensa.gate.stats import holm
+from tests.helpers import accept_false_alarms as _accept
 
 TEN = [k / 10 for k in range(1, 11)]
 
-
-def _accept(hits: float, sessions: int, alpha: float) -> bool:
-    """False alarms consistent with a level-alpha design (a correct one fails this for 0.1 % of seeds)."""
-    return hits <= stats.binom.ppf(0.999, sessions, alpha)
 
 
 # -- boundaries ---------------------------------------------------------------------------------

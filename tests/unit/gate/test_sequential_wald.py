@@ -12,12 +12,9 @@ from scipy import stats
 from bench import gate_sim_corpus as sim
 from kensa.gate import corpus_batch, sequential, sequential_wald
 from kensa.metrics.core import metric_spec
+from tests.helpers import accept_false_alarms as _accept
 
 ALPHA = 0.05 / 8
-
-
-def _accept(hits: float, sessions: int, alpha: float) -> bool:
-    return hits <= stats.binom.ppf(0.999, sessions, alpha)
 
 
 def _task(name: str) -> sim.CorpusTask:
