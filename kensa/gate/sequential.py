@@ -19,8 +19,8 @@ c: the reverse, n scored, N the task's size, t = n / N):
 
 Boundaries come from the canonical joint distribution of the z's (corr(Z_j, Z_k) = sqrt(t_j / t_k)) by recursive
 numerical integration (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19), with the spending
-functions of Lan & DeMets (1983). ``bounds`` reproduces gsDesign's published bounds (tests/unit/gate/test_sequential.py).
-Everything is vectorised over simulated sessions, so ``bench/gate_sim.py`` runs this very code.
+functions of Lan & DeMets (1983). ``bounds`` reproduces gsDesign's published bounds
+(tests/unit/gate/test_sequential.py). Everything is vectorised over simulated sessions, so ``bench/gate_sim.py`` runs this very code.
 """
 
 from __future__ import annotations
@@ -362,12 +362,17 @@ def run_task(base: Sequence[float], cand: Sequence[float], design: Design, *, sc
             for i, (s, row) in enumerate(zip(sizes, seen_sums))]
     last = seen[k - 1]
     decision = str(stops.decision[0])
-    if decision == "fail":
-        reason = (f"drop {100 * last.sum_d / last.scored:.2f} pt: z {last.z_fail:.2f} >= bound "
-                  f"{last.fail_bound:.2f} at look {k}/{len(full)}")
-    elif k < len(full):
-        reason = (f"not worse by {100 * design.margin:.2f} pt: z {last.z_pass:.2f} >= bound {last.pass_bound:.2f} "
-                  f"at look {k}/{len(full)}")
-    else:
-        reason = f"no drop detected after all {design.n} documents (z {last.z_fail:.2f} < {last.fail_bound:.2f})"
+    reason = stop_reason(decision, k, len(full), design, last, last.sum_d / last.scored)
     return SequentialResult(decision, reason, k, len(full), last.scored, design.n, design.margin, seen[:k])
+
+
+def stop_reason(decision: str, k: int, looks: int, design: Design, last: Look, drop: float, note: str = "") -> str:
+    """Why a task stopped at look ``k`` of ``looks`` (``drop`` on the 0-1 scale; ``note`` names the test used)."""
+    extra = f", {note}" if note else ""
+    if decision == "fail":
+        return (f"drop {100 * drop:.2f} pt: z {last.z_fail:.2f} >= bound {last.fail_bound:.2f} at look "
+                f"{k}/{looks}{extra}")
+    if k < looks:
+        return (f"not worse by {100 * design.margin:.2f} pt: z {last.z_pass:.2f} >= bound {last.pass_bound:.2f} "
+                f"at look {k}/{looks}{extra}")
+    return f"no drop detected after all {design.n} documents (z {last.z_fail:.2f} < {last.fail_bound:.2f}{extra})"

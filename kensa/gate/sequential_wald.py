@@ -258,14 +258,6 @@ def run_looks(looks: Sequence[WaldLook], design: sequential.Design, *, min_fail_
             for i, lk in enumerate(looks[:k])]
     last, lk = seen[-1], looks[k - 1]
     floored = " (floored)" if lk.floor >= lk.se_raw else ""
-    if stops.decision[0] == "fail":
-        reason = (f"drop {100 * lk.drop:.2f} pt: z {last.z_fail:.2f} >= bound {last.fail_bound:.2f} at look "
-                  f"{k}/{len(full)}, {what}{floored}")
-    elif k < len(full):
-        reason = (f"not worse by {100 * design.margin:.2f} pt: z {last.z_pass:.2f} >= bound {last.pass_bound:.2f} "
-                  f"at look {k}/{len(full)}, {what}{floored}")
-    else:
-        reason = (f"no drop detected after all {design.n} documents (z {last.z_fail:.2f} < {last.fail_bound:.2f}, "
-                  f"{what}{floored})")
+    reason = sequential.stop_reason(str(stops.decision[0]), k, len(full), design, last, lk.drop, f"{what}{floored}")
     return sequential.SequentialResult(str(stops.decision[0]), reason, k, len(full), lk.scored, design.n,
                                        design.margin, seen)
