@@ -10,12 +10,19 @@ from tests.helpers import REPO
 
 pytest.importorskip("transformers")
 
-# The first scored test sends this process SIGINT as it finishes, as a user's Ctrl-C would.
+# The first scored test sends this process SIGINT as it finishes, as a user's Ctrl-C would. The handler is set to
+# Python's default first, as in a user's shell: a disposition inherited from the parent (an ignored SIGINT) made the
+# run finish with exit code 0 once in CI, and the inherited one is printed so such a run says so.
 CONFTEST = '''
 import os
 import signal
 
 import pytest
+
+
+def pytest_configure(config):
+    print(f"inherited SIGINT handler: {signal.getsignal(signal.SIGINT)!r}")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(trylast=True)
